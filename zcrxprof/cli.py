@@ -1,0 +1,81 @@
+"""The `zcrxprof` command: parse, dispatch to one module per subcommand, print failures as one line.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds a parser and
+sets ``func(args) -> int`` on it. Modules import their heavy dependencies (pandas, bcc, …) inside
+``func`` so that ``--help`` and bad-argument errors stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from zcrxprof import __version__
+from zcrxprof.errors import UsageError, ZcrxprofError
+
+# Subcommand modules, in the order `zcrxprof --help` lists them (data flow order).
+COMMAND_MODULES = [
+    "zcrxprof.collect.cli",     # record
+    "zcrxprof.datasets_cli",    # ls, show
+    "zcrxprof.report.cli",      # report
+    "zcrxprof.export.cli",      # export
+    "zcrxprof.lab_cli",         # lab prepare|run|status
+    "zcrxprof.doctor",          # doctor
+]
+
+EPILOG = """\
+examples:
+  zcrxprof record --rings 4            # all four topologies, 3 x 10 s each, into datasets/
+  zcrxprof ls                          # recorded datasets
+  zcrxprof report datasets/NAME        # one self-contained HTML file
+  zcrxprof lab run -- uname -r         # run a command inside the kernel lab guest
+  zcrxprof doctor                      # what this machine can measure
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every available subcommand registered."""
+    ap = _Parser(prog="zcrxprof",
+                 description="Performance analysis for io_uring zero-copy receive (zcrx) topologies.",
+                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"zcrxprof {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # subcommand not built yet
+            raise
+        mod.register(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit status."""
+    try:
+        ap = build_parser()
+        args = ap.parse_args(argv)
+        if not getattr(args, "func", None):
+            ap.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except ZcrxprofError as exc:
+        print(f"zcrxprof: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("zcrxprof: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
