@@ -16,7 +16,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # 1. Debian packages (bookworm). python3-bpfcc is BCC; PyPI's 'bcc' is an unrelated package.
 pkgs=(build-essential pkg-config iproute2 procps kmod xz-utils zstd netcat-openbsd
       python3 python3-venv python3-bpfcc libbpfcc bpftool linux-perf iperf3
-      qemu-system-x86 busybox-static chromium)
+      qemu-system-x86 busybox-static chromium ethtool)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -59,6 +59,14 @@ if [ ! -e .build/bcc-link/bcc ]; then
 fi
 pth="$top/.build/bcc-link"
 [ "$(cat "$site/zcrxprof-bcc.pth" 2>/dev/null)" = "$pth" ] || echo "$pth" >"$site/zcrxprof-bcc.pth"
+
+# 4b. (probes) A kernel header tree for BCC, which needs one even for tracepoint programs: on a host
+#     without /lib/modules/$(uname -r)/build, bookworm's linux-headers-amd64 with its -common and
+#     linux-kbuild packages, downloaded into the cache and joined under .build/kheaders (idempotent).
+#     The lab kernel's tree is made by `zcrxprof lab prepare` (step 6).
+if [ ! -f "/lib/modules/$(uname -r)/build/include/linux/kconfig.h" ]; then
+  $venv/bin/python -m zcrxprof.probes.headers prepare-host >/dev/null
+fi
 
 # 5. The load generator (make decides what is stale).
 make -s -C loadgen

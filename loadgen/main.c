@@ -1,0 +1,518 @@
+/* main.c - zcrx-loadgen: set up sockets and threads for one topology, run, summarise.
+ *
+ * loopback (default): listener on 127.0.0.1, C sender sockets connected and accepted here.
+ * --listen: accept C connections from anyone, receive until they all close (or --duration).
+ * --connect: senders only.
+ * SIGINT/SIGTERM (read through a signalfd; blocked in every thread): senders stop, receivers drain
+ * what was sent (2 s at most; at once with --listen or on a second signal), summary "interrupted".
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "config.h"
+#include "netaddr.h"
+#include "pattern.h"
+#include "receiver.h"
+#include "report.h"
+#include "sender.h"
+#include "work.h"
+
+#define DRAIN_NS 2000000000ULL
+
+struct lg_config g_cfg;
+
+static const char *const status_names[] = { "ok", "interrupted", "error" };
+enum { ST_OK, ST_INTERRUPTED, ST_ERROR };
+
+struct run {
+	const struct rx_backend *be;
+	struct receiver rcv;
+	struct sender snd;
+	bool have_rcv, have_snd;
+	struct conn *conns;
+	int nconns;
+	int *tx_fds;
+	int ntx;
+	int sfd, lfd;
+	double loops_per_us;
+	uint64_t end_ns;
+	int status;
+};
+
+static int usage_error(const struct lg_error *e)
+{
+	fprintf(stderr, "zcrx-loadgen: %s (see --help)\n", e->msg);
+	return 2;
+}
+
+/* Every CPU of --rx-cpus/--tx-cpus must be one this process may run on (cgroups, taskset). */
+static int check_cpus(const char *opt, const int *cpus, int n, struct lg_error *err)
+{
+	cpu_set_t allowed;
+
+	if (!n)
+		return 0;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
+		lg_error_set(err, "sched_getaffinity", errno, "%s", opt);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!CPU_ISSET(cpus[i], &allowed)) {
+			lg_error_set(err, NULL, 0, "%s: CPU %d is not available to this process", opt, cpus[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void add_conn(struct run *run, int fd)
+{
+	struct conn *c = &run->conns[run->nconns];
+
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->index = run->nconns++;
+	c->client_port = sock_port(fd, 1);
+	c->phase = pattern_phase(c->client_port);
+}
+
+/* Loopback: connect C sender sockets to our own listener and accept each. */
+static int setup_loopback(struct run *run, struct lg_error *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (addr_parse("127.0.0.1:0", &ss, &len, err))
+		return -1;
+	run->lfd = listen_on(&ss, len, g_cfg.connections, err);
+	if (run->lfd < 0)
+		return -1;
+	len = sizeof(ss);
+	if (getsockname(run->lfd, (struct sockaddr *)&ss, &len) < 0) {
+		lg_error_set(err, "getsockname", errno, "listener");
+		return -1;
+	}
+	for (int i = 0; i < g_cfg.connections; i++) {
+		int cfd = connect_to(&ss, len, err), afd;
+
+		if (cfd < 0)
+			return -1;
+		run->tx_fds[run->ntx++] = cfd;
+		afd = accept4(run->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (afd < 0) {
+			lg_error_set(err, "accept4", errno, "loopback connection %d", i);
+			return -1;
+		}
+		add_conn(run, afd);
+	}
+	return 0;
+}
+
+/* --listen: accept C connections; returns 1 if a signal came first. */
+static int setup_listen(struct run *run, struct lg_error *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char addr[64];
+
+	if (addr_parse(g_cfg.addr, &ss, &len, err))
+		return -1;
+	run->lfd = listen_on(&ss, len, g_cfg.connections, err);
+	if (run->lfd < 0)
+		return -1;
+	sock_addr_text(run->lfd, addr, sizeof(addr));
+	if (g_run.json) {
+		struct jbuf j;
+
+		jb_begin(&j, "event");
+		jb_str(&j, "event", "listening");
+		jb_str(&j, "address", addr);
+		jb_u64(&j, "port", sock_port(run->lfd, 0));
+		jb_emit(&j);
+	} else {
+		out_printf("listening on %s port %u for %d connection(s)\n", addr, sock_port(run->lfd, 0),
+			   g_cfg.connections);
+	}
+	while (run->nconns < g_cfg.connections) {
+		struct pollfd pfd[2] = { { run->lfd, POLLIN, 0 }, { run->sfd, POLLIN, 0 } };
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			lg_error_set(err, "poll", errno, "waiting for connections");
+			return -1;
+		}
+		if (pfd[1].revents)
+			return 1;
+		if (pfd[0].revents) {
+			int afd = accept4(run->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (afd < 0) {
+				lg_error_set(err, "accept4", errno, "incoming connection");
+				return -1;
+			}
+			add_conn(run, afd);
+		}
+	}
+	return 0;
+}
+
+static int setup_connect(struct run *run, struct lg_error *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (addr_parse(g_cfg.addr, &ss, &len, err))
+		return -1;
+	for (int i = 0; i < g_cfg.connections; i++) {
+		int fd = connect_to(&ss, len, err);
+
+		if (fd < 0)
+			return -1;
+		run->tx_fds[run->ntx++] = fd;
+	}
+	return 0;
+}
+
+/* Wait for the end of the run, handling duration and signals. */
+static void supervise(struct run *run)
+{
+	uint64_t duration_ns = (uint64_t)(g_cfg.duration_s * 1e9), drain_deadline = 0;
+	int signals = 0;
+
+	for (;;) {
+		struct pollfd pfd = { run->sfd, POLLIN, 0 };
+		uint64_t elapsed;
+
+		if (poll(&pfd, 1, 20) > 0) {
+			struct signalfd_siginfo si;
+
+			if (read(run->sfd, &si, sizeof(si)) == sizeof(si)) {
+				signals++;
+				if (run->status == ST_OK)
+					run->status = ST_INTERRUPTED;
+				if (run->have_snd)
+					sender_stop(&run->snd);
+				if (run->have_rcv && (g_cfg.mode == MODE_LISTEN || signals > 1))
+					receiver_stop(&run->rcv);
+				if (!drain_deadline)
+					drain_deadline = now_ns() + DRAIN_NS;
+			}
+		}
+		elapsed = now_ns() - g_run.t0_ns;
+		if (run->have_snd && duration_ns && elapsed >= duration_ns)
+			sender_stop(&run->snd);
+		if (g_cfg.mode == MODE_LISTEN && g_cfg.duration_set && elapsed >= duration_ns)
+			receiver_stop(&run->rcv);
+		if ((run->have_rcv && receiver_failed(&run->rcv, NULL)) ||
+		    (run->have_snd && sender_failed(&run->snd, NULL))) {
+			run->status = ST_ERROR;
+			if (run->have_snd)
+				sender_stop(&run->snd);
+			if (run->have_rcv)
+				receiver_stop(&run->rcv);
+		}
+		if (drain_deadline && now_ns() >= drain_deadline && run->have_rcv)
+			receiver_stop(&run->rcv);
+		if ((!run->have_rcv || receiver_done(&run->rcv)) && (!run->have_snd || sender_done(&run->snd)))
+			break;
+		/* the receiver ended early (error): senders have nobody to talk to */
+		if (run->have_rcv && run->have_snd && receiver_done(&run->rcv))
+			sender_stop(&run->snd);
+	}
+	run->end_ns = now_ns();
+}
+
+static void json_counters(struct jbuf *j, const struct counters *c)
+{
+	jb_u64(j, "bytes", c->bytes);
+	jb_u64(j, "completions", c->completions);
+	jb_u64(j, "bufs_returned", c->bufs_returned);
+	jb_u64(j, "enobufs", c->enobufs);
+	jb_u64(j, "rearms", c->rearms);
+	jb_u64(j, "utime_ns", c->utime_ns);
+	jb_u64(j, "stime_ns", c->stime_ns);
+	jb_u64(j, "nvcsw", c->nvcsw);
+	jb_u64(j, "nivcsw", c->nivcsw);
+	jb_u64(j, "work_ns", c->work_ns);
+}
+
+static void json_cpus(struct jbuf *j, const char *key, const int *cpus, int n)
+{
+	char num[16];
+
+	jb_key(j, key);
+	jb_raw(j, "[");
+	for (int i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%s%d", i ? "," : "", cpus[i]);
+		jb_raw(j, num);
+	}
+	jb_raw(j, "]");
+}
+
+/* Every thread that ran, in order rx, worker, tx. */
+static int collect_threads(struct run *run, const struct thread_stats **out, int max)
+{
+	int n = 0;
+
+	if (run->have_rcv) {
+		for (int i = 0; i < g_cfg.rings && n < max; i++)
+			if (run->rcv.rings[i].st.tid)
+				out[n++] = &run->rcv.rings[i].st;
+		for (int i = 0; i < g_cfg.workers && n < max; i++)
+			if (run->rcv.workers[i].st.tid)
+				out[n++] = &run->rcv.workers[i].st;
+	}
+	if (run->have_snd)
+		for (int i = 0; i < run->snd.n && n < max; i++)
+			if (run->snd.tx[i].st.tid)
+				out[n++] = &run->snd.tx[i].st;
+	return n;
+}
+
+static void summary(struct run *run)
+{
+	static const char *const modes[] = { "loopback", "listen", "connect" };
+	const struct thread_stats *th[LG_MAX_RINGS + LG_MAX_WORKERS + LG_MAX_CONNS];
+	int nth = collect_threads(run, th, (int)(sizeof(th) / sizeof(th[0])));
+	uint64_t sent = 0, received = 0, verr = run->have_rcv ? run->rcv.verify_errors : 0;
+	double dur = g_run.t0_ns ? (double)(run->end_ns - g_run.t0_ns) / 1e9 : 0.0;
+	struct counters c;
+	double gbit;
+
+	for (int i = 0; i < nth; i++) {
+		stats_totals(th[i], &c);
+		if (!strcmp(th[i]->role, "tx"))
+			sent += c.bytes;
+		else if (!strcmp(th[i]->role, "rx"))
+			received += c.bytes;
+	}
+	gbit = dur > 0 ? (double)(g_cfg.mode == MODE_CONNECT ? sent : received) * 8 / dur / 1e9 : 0.0;
+
+	if (!g_run.json) {
+		out_printf("\nsummary: %s | topology %s | backend %s%s%s | kernel %s\n",
+			   status_names[run->status], g_run.topology, g_run.backend,
+			   g_run.n_emulated ? " | EMULATED: " : " | emulated: nothing",
+			   g_run.n_emulated ? g_run.emulated[0] : "", g_run.kernel);
+		out_printf("  %.3f s, sent %llu bytes, received %llu bytes, %.3f Gbit/s, verify errors %llu\n",
+			   dur, (unsigned long long)sent, (unsigned long long)received, gbit,
+			   (unsigned long long)verr);
+		out_printf("  %-9s %-6s %4s %14s %11s %9s %9s %9s %8s %8s %9s\n", "thread", "role", "ring",
+			   "bytes", "completions", "usr_ms", "sys_ms", "work_ms", "nvcsw", "nivcsw", "enobufs");
+		for (int i = 0; i < nth; i++) {
+			stats_totals(th[i], &c);
+			out_printf("  %-9s %-6s %4d %14llu %11llu %9.1f %9.1f %9.1f %8llu %8llu %9llu\n",
+				   th[i]->name, th[i]->role, th[i]->ring, (unsigned long long)c.bytes,
+				   (unsigned long long)c.completions, c.utime_ns / 1e6, c.stime_ns / 1e6,
+				   c.work_ns / 1e6, (unsigned long long)c.nvcsw, (unsigned long long)c.nivcsw,
+				   (unsigned long long)c.enobufs);
+		}
+		return;
+	}
+	struct jbuf j;
+
+	jb_begin(&j, "summary");
+	jb_str(&j, "status", status_names[run->status]);
+	jb_dbl(&j, "duration_s", dur);
+	jb_u64(&j, "bytes_sent", sent);
+	jb_u64(&j, "bytes_received", received);
+	jb_u64(&j, "verify_errors", verr);
+	jb_key(&j, "first_verify_error");
+	if (run->have_rcv && run->rcv.first_bad_conn >= 0) {
+		jb_raw(&j, "{");
+		jb_i64(&j, "connection", run->rcv.first_bad_conn);
+		jb_u64(&j, "offset", run->rcv.first_bad_offset);
+		jb_raw(&j, "}");
+	} else {
+		jb_raw(&j, "null");
+	}
+	jb_dbl(&j, "gbit_s", gbit);
+	jb_i64(&j, "rings", g_cfg.mode == MODE_CONNECT ? 0 : g_cfg.rings);
+	jb_i64(&j, "workers", g_cfg.workers);
+	jb_i64(&j, "connections", g_cfg.connections);
+	jb_str(&j, "mode", modes[g_cfg.mode]);
+	jb_str(&j, "kernel", g_run.kernel);
+	jb_key(&j, "threads");
+	jb_raw(&j, "[");
+	for (int i = 0; i < nth; i++) {
+		if (i)
+			jb_raw(&j, ",");
+		jb_raw(&j, "{");
+		stats_totals(th[i], &c);
+		jb_str(&j, "thread", th[i]->name);
+		jb_i64(&j, "tid", th[i]->tid);
+		jb_str(&j, "role", th[i]->role);
+		jb_i64(&j, "ring", th[i]->ring);
+		jb_dbl(&j, "interval_s", (double)(th[i]->last_ns - g_run.t0_ns) / 1e9);
+		json_counters(&j, &c);
+		jb_u64(&j, "refill_backlog", th[i]->refill_backlog);
+		jb_i64(&j, "cpu", th[i]->cpu);
+		jb_raw(&j, "}");
+	}
+	jb_raw(&j, "]");
+	jb_key(&j, "params");
+	jb_raw(&j, "{");
+	jb_str(&j, "topology", g_cfg.topology_name);
+	jb_str(&j, "backend", g_cfg.backend_name);
+	jb_str(&j, "mode", modes[g_cfg.mode]);
+	jb_str(&j, "addr", g_cfg.addr ? g_cfg.addr : "");
+	jb_i64(&j, "rings", g_cfg.rings);
+	jb_i64(&j, "workers", g_cfg.workers);
+	jb_i64(&j, "connections", g_cfg.connections);
+	jb_dbl(&j, "duration_s", g_cfg.duration_s);
+	jb_dbl(&j, "interval_s", g_cfg.interval_s);
+	jb_u64(&j, "send_size", g_cfg.send_size);
+	jb_dbl(&j, "rate_gbit", g_cfg.rate_gbit);
+	jb_u64(&j, "buf_size", g_cfg.buf_size);
+	jb_u64(&j, "bufs", g_cfg.bufs);
+	json_cpus(&j, "rx_cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus);
+	json_cpus(&j, "tx_cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus);
+	jb_str(&j, "work", g_cfg.work == WORK_CHECKSUM ? "checksum" : "none");
+	jb_u64(&j, "work_ns_per_kib", g_cfg.work_ns_per_kib);
+	jb_dbl(&j, "work_loops_per_us", run->loops_per_us);
+	jb_bool(&j, "verify", g_cfg.verify);
+	jb_raw(&j, "}");
+	jb_emit(&j);
+}
+
+static void table_header(void)
+{
+	out_printf("%8s %-9s %-6s %4s %9s %10s %9s %7s %7s %7s %7s %7s\n", "t_s", "thread", "role",
+		   "ring", "Gbit/s", "completions", "returned", "usr%", "sys%", "nvcsw", "nivcsw", "work%");
+}
+
+int main(int argc, char **argv)
+{
+	struct run run = { .sfd = -1, .lfd = -1 };
+	struct lg_error err = { .msg = "" };
+	struct utsname un;
+	sigset_t sigs;
+	int ret;
+
+	ret = parse_options(argc, argv, &g_cfg);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	if (g_cfg.mode != MODE_CONNECT) {
+		run.be = backend_find(g_cfg.backend_name, &err);
+		if (!run.be)
+			return usage_error(&err);
+		if (run.be->check(&g_cfg, &err))
+			return usage_error(&err);
+		g_run.n_emulated = run.be->emulated(&g_cfg, g_run.emulated, LG_MAX_EMULATED);
+	}
+	if (check_cpus("--rx-cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus, &err) ||
+	    check_cpus("--tx-cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus, &err))
+		return usage_error(&err);
+	if (g_cfg.mode != MODE_LOOPBACK) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (addr_parse(g_cfg.addr, &ss, &len, &err))
+			return usage_error(&err);
+	}
+	g_run.topology = g_cfg.topology_name;
+	g_run.backend = g_cfg.backend_name;
+	g_run.json = g_cfg.json;
+	if (uname(&un) == 0)
+		snprintf(g_run.kernel, sizeof(g_run.kernel), "%s", un.release);
+
+	/* signals: one signalfd in the main thread; blocked everywhere else (threads inherit) */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) || (run.sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0) {
+		lg_error_set(&err, "signalfd", errno, "signal handling");
+		goto fail;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (pattern_init(g_cfg.send_size)) {
+		lg_error_set(&err, "malloc", ENOMEM, "pattern table");
+		goto fail;
+	}
+	if (g_cfg.work_ns_per_kib)
+		run.loops_per_us = work_calibrate();
+	run.conns = calloc((size_t)g_cfg.connections, sizeof(*run.conns));
+	run.tx_fds = calloc((size_t)g_cfg.connections, sizeof(*run.tx_fds));
+	if (!run.conns || !run.tx_fds) {
+		lg_error_set(&err, "calloc", ENOMEM, "connections");
+		goto fail;
+	}
+	if (g_cfg.mode == MODE_LOOPBACK)
+		ret = setup_loopback(&run, &err);
+	else if (g_cfg.mode == MODE_LISTEN)
+		ret = setup_listen(&run, &err);
+	else
+		ret = setup_connect(&run, &err);
+	if (ret < 0)
+		goto fail;
+	if (ret > 0) {                  /* interrupted while waiting for connections */
+		run.status = ST_INTERRUPTED;
+		g_run.t0_ns = now_ns();
+		run.end_ns = g_run.t0_ns;
+		summary(&run);
+		goto out;
+	}
+	if (g_cfg.mode != MODE_CONNECT) {
+		run.have_rcv = true;
+		if (receiver_start(&run.rcv, &g_cfg, run.be, run.conns, run.nconns, &err))
+			goto fail;
+	}
+	if (g_cfg.mode != MODE_LISTEN) {
+		run.have_snd = true;
+		if (sender_start(&run.snd, &g_cfg, run.tx_fds, run.ntx, &err)) {
+			run.ntx = 0;    /* sender_join closes them */
+			goto fail;
+		}
+		run.ntx = 0;
+	}
+	if (!g_run.json)
+		table_header();
+	g_run.t0_ns = now_ns();
+	if (run.have_rcv)
+		receiver_go(&run.rcv);
+	if (run.have_snd)
+		sender_go(&run.snd);
+	supervise(&run);
+	if (run.have_snd)
+		sender_join(&run.snd);
+	if (run.have_rcv)
+		receiver_join(&run.rcv);
+	if ((run.have_rcv && receiver_failed(&run.rcv, &err)) || (run.have_snd && sender_failed(&run.snd, &err))) {
+		run.status = ST_ERROR;
+		report_error(&err);
+	}
+	summary(&run);
+out:
+	for (int i = 0; i < run.nconns; i++)
+		close(run.conns[i].fd);
+	for (int i = 0; i < run.ntx; i++)
+		close(run.tx_fds[i]);
+	if (run.lfd >= 0)
+		close(run.lfd);
+	if (run.status == ST_ERROR || (run.have_rcv && run.rcv.verify_errors))
+		return 1;
+	return 0;
+fail:
+	report_error(&err);
+	if (run.have_snd)
+		sender_join(&run.snd);
+	if (run.have_rcv)
+		receiver_join(&run.rcv);
+	run.status = ST_ERROR;
+	if (!g_run.t0_ns)
+		g_run.t0_ns = now_ns();
+	run.end_ns = now_ns();
+	if (g_run.json)
+		summary(&run);
+	run.have_rcv = false;
+	goto out;
+}

@@ -1,0 +1,19 @@
+/* netaddr.h - ADDR:PORT parsing, listening, connecting, ports. */
+#ifndef LOADGEN_NETADDR_H
+#define LOADGEN_NETADDR_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lgerror.h"
+
+/* "10.0.0.1:5201", "[fd00::1]:5201", "host:5201" → address. Returns 0, or -1 with err set. */
+int addr_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len, struct lg_error *err);
+int listen_on(const struct sockaddr_storage *ss, socklen_t len, int backlog, struct lg_error *err);
+int connect_to(const struct sockaddr_storage *ss, socklen_t len, struct lg_error *err);
+/* Local (peer = 0) or remote (peer = 1) port of a socket, 0 on failure. */
+uint16_t sock_port(int fd, int peer);
+/* "ADDR" text of a socket's local address. */
+void sock_addr_text(int fd, char *out, size_t len);
+
+#endif

@@ -1,0 +1,336 @@
+/* rx_copy.c - the "copy" backend: multishot IORING_OP_RECV into provided-buffer rings.
+ *
+ * The kernel copies every byte into userspace buffers: nothing here is zero-copy.
+ * single / workers / ifq-per-ring: each ring has its own pool of --bufs buffers, all posted to
+ * the ring's provided-buffer ring; put() re-adds a buffer, refill() publishes (advances).
+ * shared-ifq (an emulation): one pool for all rings and one refill queue under a mutex, the way
+ * the real shared zcrx refill ring is synchronised in userspace. put() collects buffer ids;
+ * refill() takes the lock, appends them to the shared queue ("RQE writes + tail store") and then
+ * moves up to the ring's share of the pool from the queue into its own provided-buffer ring
+ * (standing in for the kernel refilling from the shared ifq's refill ring).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "backend.h"
+
+#define COPY_BGID 0
+
+struct copy_pool {
+	uint8_t *area;
+	uint32_t nbufs, buf_size;
+	/* shared-ifq only: the refill queue of buffer ids, guarded by lock */
+	pthread_mutex_t lock;
+	uint16_t *q;
+	uint32_t qmask;
+	uint32_t head, tail;
+};
+
+struct copy_ring {
+	struct io_uring_buf_ring *br;
+	uint32_t entries;
+	struct copy_pool *pool;
+	struct copy_pool own;           /* per-ring pool (not shared-ifq) */
+	bool shared;
+	int adds;                       /* buffers added to br since the last advance */
+	uint32_t in_kernel;             /* shared: posted to br and not yet delivered */
+	uint32_t target;                /* shared: this ring's share of the pool */
+	uint16_t *batch;                /* shared: ids put() since the last refill() */
+	uint32_t nbatch;
+};
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+static int pool_init(struct copy_pool *p, const struct lg_config *cfg, struct lg_error *err)
+{
+	size_t len = (size_t)cfg->bufs * cfg->buf_size;
+
+	p->nbufs = cfg->bufs;
+	p->buf_size = cfg->buf_size;
+	p->area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->area == MAP_FAILED) {
+		p->area = NULL;
+		lg_error_set(err, "mmap", errno, "cannot allocate a buffer pool of %zu bytes", len);
+		return -1;
+	}
+	return 0;
+}
+
+static void pool_fini(struct copy_pool *p)
+{
+	if (p->area)
+		munmap(p->area, (size_t)p->nbufs * p->buf_size);
+	free(p->q);
+	p->area = NULL;
+	p->q = NULL;
+}
+
+static int copy_check(const struct lg_config *cfg, struct lg_error *err)
+{
+	if ((uint64_t)cfg->bufs * cfg->buf_size > (16ULL << 30)) {
+		lg_error_set(err, NULL, 0, "--bufs x --buf-size exceeds 16 GiB per pool");
+		return -1;
+	}
+	return 0;
+}
+
+static int copy_emulated(const struct lg_config *cfg, const char **out, int max)
+{
+	if (cfg->topology == TOPO_SHARED_IFQ && max > 0) {
+		out[0] = "shared-ifq";
+		return 1;
+	}
+	return 0;
+}
+
+static int copy_shared_init(const struct lg_config *cfg, void **shared, struct lg_error *err)
+{
+	struct copy_pool *p;
+
+	*shared = NULL;
+	if (cfg->topology != TOPO_SHARED_IFQ)
+		return 0;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		lg_error_set(err, "calloc", ENOMEM, "shared pool");
+		return -1;
+	}
+	if (pool_init(p, cfg, err)) {
+		free(p);
+		return -1;
+	}
+	p->qmask = pow2_at_least(p->nbufs) - 1;
+	p->q = calloc(p->qmask + 1, sizeof(*p->q));
+	if (!p->q) {
+		pool_fini(p);
+		free(p);
+		lg_error_set(err, "calloc", ENOMEM, "shared refill queue");
+		return -1;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	for (uint32_t i = 0; i < p->nbufs; i++)         /* every buffer starts in the queue */
+		p->q[p->tail++ & p->qmask] = (uint16_t)i;
+	*shared = p;
+	return 0;
+}
+
+static void copy_shared_fini(void *shared)
+{
+	struct copy_pool *p = shared;
+
+	if (!p)
+		return;
+	pthread_mutex_destroy(&p->lock);
+	pool_fini(p);
+	free(p);
+}
+
+static void copy_ring_params(const struct lg_config *cfg, struct io_uring_params *p, unsigned *entries)
+{
+	uint32_t cq = pow2_at_least(2 * cfg->bufs + 4 * (uint32_t)cfg->connections);
+
+	p->flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+	p->cq_entries = cq < 256 ? 256 : cq;
+	*entries = cfg->ring_entries;
+}
+
+static void add_buf(struct copy_ring *c, uint32_t bid)
+{
+	io_uring_buf_ring_add(c->br, c->pool->area + (size_t)bid * c->pool->buf_size,
+			      c->pool->buf_size, (unsigned short)bid,
+			      io_uring_buf_ring_mask(c->entries), c->adds++);
+}
+
+/* shared-ifq: hand this batch's buffers to the shared queue, then take this ring's share. */
+static void shared_refill(struct copy_ring *c)
+{
+	struct copy_pool *p = c->pool;
+	uint32_t want, avail, take;
+
+	pthread_mutex_lock(&p->lock);
+	for (uint32_t i = 0; i < c->nbatch; i++)
+		p->q[(p->tail + i) & p->qmask] = c->batch[i];
+	/* head/tail are also read without the lock by refill_backlog() */
+	__atomic_store_n(&p->tail, p->tail + c->nbatch, __ATOMIC_RELEASE);
+	want = c->target > c->in_kernel ? c->target - c->in_kernel : 0;
+	avail = p->tail - p->head;
+	take = want < avail ? want : avail;
+	for (uint32_t i = 0; i < take; i++)
+		add_buf(c, p->q[(p->head + i) & p->qmask]);
+	__atomic_store_n(&p->head, p->head + take, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&p->lock);
+	c->nbatch = 0;
+	c->in_kernel += take;
+}
+
+static int copy_ring_init(struct rx_ring *r, struct lg_error *err)
+{
+	const struct lg_config *cfg = r->cfg;
+	struct copy_ring *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c) {
+		lg_error_set(err, "calloc", ENOMEM, "ring %d state", r->index);
+		return -1;
+	}
+	r->priv = c;
+	c->shared = r->shared != NULL;
+	if (c->shared) {
+		c->pool = r->shared;
+		c->target = (c->pool->nbufs + (uint32_t)r->nrings - 1) / (uint32_t)r->nrings;
+		c->batch = calloc(c->pool->nbufs, sizeof(*c->batch));
+		if (!c->batch) {
+			lg_error_set(err, "calloc", ENOMEM, "ring %d refill batch", r->index);
+			return -1;
+		}
+	} else {
+		if (pool_init(&c->own, cfg, err))
+			return -1;
+		c->pool = &c->own;
+	}
+	c->entries = pow2_at_least(c->pool->nbufs);
+	c->br = io_uring_setup_buf_ring(&r->ring, c->entries, COPY_BGID, 0, &ret);
+	if (!c->br) {
+		lg_error_set(err, "io_uring_setup_buf_ring", -ret,
+			     "ring %d: cannot register a provided-buffer ring of %u entries%s", r->index,
+			     c->entries, -ret == EINVAL ? " (kernel < 5.19 has no buffer rings)" : "");
+		return -1;
+	}
+	if (c->shared) {
+		shared_refill(c);
+	} else {
+		for (uint32_t i = 0; i < c->pool->nbufs; i++)
+			add_buf(c, i);
+	}
+	io_uring_buf_ring_advance(c->br, c->adds);
+	c->adds = 0;
+	return 0;
+}
+
+static void copy_ring_fini(struct rx_ring *r)
+{
+	struct copy_ring *c = r->priv;
+
+	if (!c)
+		return;
+	if (c->br)
+		io_uring_free_buf_ring(&r->ring, c->br, c->entries, COPY_BGID);
+	if (!c->shared)
+		pool_fini(&c->own);
+	free(c->batch);
+	free(c);
+	r->priv = NULL;
+}
+
+static void copy_registration(struct rx_ring *r, struct rx_registration *out)
+{
+	struct copy_ring *c = r->priv;
+
+	memset(out, 0, sizeof(*out));
+	out->zcrx_id = -1;
+	out->ifq = c->shared ? 0 : r->index;
+	out->rq_entries = c->entries;
+	out->area_bytes = (uint64_t)c->pool->nbufs * c->pool->buf_size;
+	out->rx_buf_len = c->pool->buf_size;
+}
+
+static void copy_prep_recv(struct rx_ring *r, struct io_uring_sqe *sqe, int fd)
+{
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = COPY_BGID;
+}
+
+static void copy_put(struct rx_ring *r, const struct rx_buf *buf)
+{
+	struct copy_ring *c = r->priv;
+
+	if (c->shared)
+		c->batch[c->nbatch++] = (uint16_t)buf->token;
+	else
+		add_buf(c, (uint32_t)buf->token);
+}
+
+static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe *cqe,
+				    struct rx_buf *buf, struct rx_event *ev, int *err)
+{
+	struct copy_ring *c = r->priv;
+	uint32_t bid;
+
+	if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+		if (cqe->res < 0) {
+			*err = cqe->res;
+			return RX_CQE_ERROR;
+		}
+		if (cqe->res == 0)
+			return RX_CQE_EOF;
+		*err = -EINVAL;         /* data without a buffer: not our SQE */
+		return RX_CQE_ERROR;
+	}
+	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	if (c->shared)
+		c->in_kernel--;
+	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
+	buf->token = bid;
+	if (cqe->res <= 0) {            /* a buffer came back without data: return it at once */
+		buf->len = 0;
+		copy_put(r, buf);
+		if (cqe->res == 0)
+			return RX_CQE_EOF;
+		*err = cqe->res;
+		return RX_CQE_ERROR;
+	}
+	buf->len = (uint32_t)cqe->res;
+	return RX_CQE_DATA;
+}
+
+static int copy_refill(struct rx_ring *r, struct lg_error *err)
+{
+	struct copy_ring *c = r->priv;
+
+	if (c->shared)
+		shared_refill(c);
+	if (c->adds) {
+		io_uring_buf_ring_advance(c->br, c->adds);
+		c->adds = 0;
+	}
+	return 0;
+}
+
+static uint64_t copy_refill_backlog(struct rx_ring *r)
+{
+	struct copy_ring *c = r->priv;
+
+	if (c->shared)
+		return __atomic_load_n(&c->pool->tail, __ATOMIC_RELAXED) -
+		       __atomic_load_n(&c->pool->head, __ATOMIC_RELAXED);
+	return (uint64_t)c->adds;
+}
+
+const struct rx_backend rx_backend_copy = {
+	.name = "copy",
+	.check = copy_check,
+	.emulated = copy_emulated,
+	.shared_init = copy_shared_init,
+	.shared_fini = copy_shared_fini,
+	.ring_params = copy_ring_params,
+	.ring_init = copy_ring_init,
+	.ring_fini = copy_ring_fini,
+	.registration = copy_registration,
+	.prep_recv = copy_prep_recv,
+	.decode = copy_decode,
+	.put = copy_put,
+	.refill = copy_refill,
+	.refill_backlog = copy_refill_backlog,
+	.stats = NULL,
+};

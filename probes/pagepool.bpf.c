@@ -1,0 +1,50 @@
+/* pagepool: page-pool freelist<->pool moves and NAPI polls, from tracepoints.
+ *
+ * Both run in softirq context; events are attributed to the thread that was running (tid 0 = idle),
+ * so a --pid filter keeps only the work done in the target's context. Meaningful with a real NIC:
+ * zcrx-nodev has no page pool and no NAPI. Metric ids are mirrored in zcrxprof/probes/pagepool.py.
+ */
+#define M_HOLDS          0   /* page_pool_state_hold: buffers handed out by a pool */
+#define M_RELEASES       1   /* page_pool_state_release: buffers returned to a pool */
+#define M_POLLS          2   /* napi_poll */
+#define M_POLL_WORK      3   /* ... packets processed */
+#define M_POLL_FULL      4   /* ... polls that used their whole budget (more work pending) */
+#define H_POLL_WORK      0   /* log2 histogram of work per poll */
+
+#ifdef HAVE_TP_page_pool__page_pool_state_hold
+TRACEPOINT_PROBE(page_pool, page_pool_state_hold)
+{
+    if (traced_current())
+        count(current_tid(), M_HOLDS, 1);
+    return 0;
+}
+#endif
+
+#ifdef HAVE_TP_page_pool__page_pool_state_release
+TRACEPOINT_PROBE(page_pool, page_pool_state_release)
+{
+    if (traced_current())
+        count(current_tid(), M_RELEASES, 1);
+    return 0;
+}
+#endif
+
+#ifdef HAVE_TP_napi__napi_poll
+TRACEPOINT_PROBE(napi, napi_poll)
+{
+    int work = args->work, budget = args->budget;
+    u32 tid = current_tid();
+    struct counters *c;
+
+    if (!traced_current())
+        return 0;
+    c = counters_of(tid);
+    add(c, M_POLLS, 1);
+    if (work > 0)
+        add(c, M_POLL_WORK, work);
+    if (work >= budget)
+        add(c, M_POLL_FULL, 1);
+    hist(tid, H_POLL_WORK, work > 0 ? work : 0);
+    return 0;
+}
+#endif

@@ -1,0 +1,84 @@
+/* uringwork: per-thread io_uring task-work runs, CQ overflows and registrations, from tracepoints.
+ *
+ * HAVE_FIELD_<event>_<field> tells which optional fields the running kernel's format has
+ * (io_uring_task_work_run lost `loops` in 6.x). Metric ids are mirrored in zcrxprof/probes/uringwork.py.
+ */
+#define M_LOCAL_RUNS     0   /* io_uring_local_work_run (DEFER_TASKRUN rings) */
+#define M_LOCAL_ITEMS    1   /* ... task-work items run */
+#define M_LOCAL_LOOPS    2   /* ... loops */
+#define M_TASK_RUNS      3   /* io_uring_task_work_run */
+#define M_TASK_ITEMS     4   /* ... items */
+#define M_TASK_LOOPS     5   /* ... loops (kernels whose format has it) */
+#define M_CQE_OVERFLOWS  6   /* io_uring_cqe_overflow */
+#define H_LOCAL_ITEMS    0   /* log2 histogram of items per local work run */
+
+struct register_key {
+    u32 tid;
+    u32 opcode;         /* IORING_REGISTER_*: 32 ZCRX_IFQ, 35 QUERY, 36 ZCRX_CTRL */
+    s64 ret;            /* 0 or -errno */
+};
+
+BPF_HASH(registers, struct register_key, u64, 4096);
+
+#ifdef HAVE_TP_io_uring__io_uring_local_work_run
+TRACEPOINT_PROBE(io_uring, io_uring_local_work_run)
+{
+    int items = args->count;        /* read the fields once, first: the verifier rejects */
+    u32 loops = args->loops;        /* a modified context pointer */
+    u32 tid = current_tid();
+    struct counters *c;
+
+    if (!traced_current())
+        return 0;
+    c = counters_of(tid);
+    add(c, M_LOCAL_RUNS, 1);
+    if (items > 0)
+        add(c, M_LOCAL_ITEMS, items);
+    add(c, M_LOCAL_LOOPS, loops);
+    hist(tid, H_LOCAL_ITEMS, items > 0 ? items : 0);
+    return 0;
+}
+#endif
+
+#ifdef HAVE_TP_io_uring__io_uring_task_work_run
+TRACEPOINT_PROBE(io_uring, io_uring_task_work_run)
+{
+    u32 items = args->count;
+#ifdef HAVE_FIELD_io_uring_task_work_run_loops
+    u32 loops = args->loops;
+#endif
+    struct counters *c;
+
+    if (!traced_current())
+        return 0;
+    c = counters_of(current_tid());
+    add(c, M_TASK_RUNS, 1);
+    add(c, M_TASK_ITEMS, items);
+#ifdef HAVE_FIELD_io_uring_task_work_run_loops
+    add(c, M_TASK_LOOPS, loops);
+#endif
+    return 0;
+}
+#endif
+
+#ifdef HAVE_TP_io_uring__io_uring_cqe_overflow
+TRACEPOINT_PROBE(io_uring, io_uring_cqe_overflow)
+{
+    if (traced_current())
+        count(current_tid(), M_CQE_OVERFLOWS, 1);
+    return 0;
+}
+#endif
+
+#ifdef HAVE_TP_io_uring__io_uring_register
+TRACEPOINT_PROBE(io_uring, io_uring_register)
+{
+    u32 opcode = args->opcode;
+    s64 ret = args->ret;
+    struct register_key key = {.tid = current_tid(), .opcode = opcode, .ret = ret};
+
+    if (traced_current())
+        registers.atomic_increment(key);
+    return 0;
+}
+#endif

@@ -1,0 +1,105 @@
+"""Fixtures of the fault suite: a leftover check around every test, and the suite's counts.
+
+``clean`` snapshots the machine before the test and asserts afterwards that nothing of the tagged
+command is left (see leftovers.py); whatever is found is reported, then removed so the next test
+starts clean. The counts (faults injected, bad inputs tried, tracebacks, leftovers found) are
+printed at the end of the session and written to ``.build/faults-counts.json``.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import leftovers as lo  # noqa: E402
+from tally import COUNTS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Clean:
+    """A test's tag (give its commands ``env``) and the snapshot taken before it."""
+
+    def __init__(self) -> None:
+        self.tag = lo.new_tag()
+        self.env = lo.tagged_env(self.tag)
+        self.before = lo.Snapshot.take()
+        self.datasets: Path | None = None
+        self.pids: set[int] = set()
+
+    def popen(self, argv: list[str], **kw) -> subprocess.Popen:
+        """Start a command under test (tagged, its pid remembered for the check)."""
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=self.env, **kw)
+        self.pids.add(p.pid)
+        return p
+
+    def run(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a command under test to its end."""
+        p = self.popen(argv)
+        out, err = p.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+    def check(self) -> list[str]:
+        """Leftovers now (also counted for the session summary)."""
+        found = lo.leftovers(self.before, self.tag, self.datasets, self.pids)
+        COUNTS["leftover checks"] += 1
+        COUNTS["leftovers found"] += len(found)
+        return found
+
+
+def _remove(found: list[str], tag: str) -> None:
+    lo.kill_tagged(tag)
+    for item in found:
+        kind, _, name = item.partition(" ")
+        if item.startswith("network namespace "):
+            subprocess.run(["ip", "netns", "del", item.split()[2]], capture_output=True)
+        elif kind == "link":
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+@pytest.fixture
+def clean():
+    """Yields a Clean; after the test, asserts that nothing the test's commands made is left."""
+    c = Clean()
+    yield c
+    found = c.check()
+    if found:
+        _remove(found, c.tag)
+    assert not found, "left behind: " + "; ".join(found)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not COUNTS:
+        return
+    terminalreporter.write_sep("-", "fault suite counts")
+    for k in sorted(COUNTS):
+        terminalreporter.write_line(f"{k}: {COUNTS[k]}")
+    try:
+        out = ROOT / ".build" / "faults-counts.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(dict(COUNTS), indent=1) + "\n")
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def zcrxprof_cmd() -> list[str]:
+    """The zcrxprof command as users run it (the venv's Python, module entry)."""
+    return [sys.executable, "-m", "zcrxprof"]
+
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """A real one-run dataset recorded for this session (copy backend, loopback, no probes)."""
+    out = tmp_path_factory.mktemp("small")
+    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--out", str(out), "--name", "small",
+                        "--topology", "single", "--repeat", "1", "--duration", "1", "--probes", "none",
+                        "--sender", "local", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return out / "small"

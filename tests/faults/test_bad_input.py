@@ -1,0 +1,279 @@
+"""Bad input, tried systematically: every flag of every `zcrxprof` subcommand (found by walking
+``zcrxprof.cli.build_parser()``, so new flags are covered without touching this file) and of
+`zcrx-loadgen` (found in its --help) with wrong types, ranges and combinations. Each must be
+answered with one line on stderr and a non-zero exit; a traceback or a crash fails the test.
+
+`zcrxprof` runs in-process (``cli.main``) with the two expensive ends replaced by a sentinel —
+``record.record`` (the host recording) and ``lab._boot_once`` (booting the guest) — so a value that
+passes validation is seen as *accepted* without recording or booting anything. Everything in
+front of them (parsing, list checks, backend/kernel checks, lab kernel lookup) runs for real.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from zcrxprof import cli
+from tally import count, has_traceback
+
+ROOT = Path(__file__).resolve().parents[2]
+LOADGEN = ROOT / "loadgen" / "zcrx-loadgen"
+
+
+class Accepted(Exception):
+    """The command got past validation to the point where it would start measuring."""
+
+
+# values every option of that kind must refuse ("certain"), and values it may refuse ("maybe")
+BAD = {
+    int: (["x", "1.5", "", "0x10", "-1", "99999999999999999999999"], ["0", "2147483648"]),
+    float: (["x", "", "1,5", "-1", "nan", "inf", "-inf", "1e999"], ["0", "1e-9", "1e9"]),
+    "LIST": (["", ",", "nan", "inf", "-1", "x", "1,,-2", "1e999"], ["0", "1, 2", "1,1"]),
+    "choice": (["", "bogus", "ALL"], []),
+    str: ([], ["", "-1", "nan", "x" * 300, "../../x", "/nonexistent/dir/x", "a b", "é", ",", "\t"]),
+}
+
+
+def walk(parser: argparse.ArgumentParser, path: list[str]):
+    """Every (subcommand path, parser) below ``parser``."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from walk(sub, path + [name])
+    if path:
+        yield path, parser
+
+
+def kind(a: argparse.Action):
+    """int | float | "choice" | "LIST" | str: which bad values apply to an option."""
+    if a.choices:
+        return "choice"
+    if a.type in (int, float):
+        return a.type
+    if a.metavar == "LIST":
+        return "LIST"
+    return str
+
+
+@pytest.fixture
+def sandbox(monkeypatch, tmp_path, small_dataset):
+    """Stubs for the expensive ends, a scratch directory as working directory and datasets root."""
+    from zcrxprof import lab
+    from zcrxprof.collect import record
+
+    def accepted(*a, **kw):
+        raise Accepted
+    monkeypatch.setattr(record, "record", accepted)
+    monkeypatch.setattr(lab, "_boot_once", accepted)
+    monkeypatch.setenv("ZCRXPROF_DATASETS", str(tmp_path / "datasets"))
+    monkeypatch.delenv("ZCRXPROF_LAB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return small_dataset
+
+
+def attempt(argv: list[str], capsys) -> tuple[int | None, list[str]]:
+    """Run ``zcrxprof ARGV`` in-process: (exit status or None if accepted, stderr lines)."""
+    capsys.readouterr()
+    try:
+        rc = cli.main(argv)
+    except Accepted:
+        rc = None
+    except SystemExit as exc:          # argparse --help/--version only; nothing here asks for them
+        rc = exc.code if isinstance(exc.code, int) else 1
+    err = capsys.readouterr().err
+    assert not has_traceback(err), err
+    return rc, [l for l in err.splitlines() if l.strip()]
+
+
+def placeholders(path: list[str], parser: argparse.ArgumentParser, dataset: Path) -> list[str]:
+    """Valid values for the required arguments of a subcommand (so the option under test decides)."""
+    out: list[str] = []
+    for a in parser._actions:
+        if a.option_strings and a.required:
+            out += [a.option_strings[0], str(dataset.parent / "out.json")]
+    for a in parser._actions:
+        if not a.option_strings and a.nargs != argparse.PARSER and not isinstance(a, argparse._SubParsersAction):
+            out += ["--", "true"] if a.nargs == argparse.REMAINDER else [str(dataset)]
+    return out
+
+
+def cases(dataset: Path):
+    """(argv, certain) for every option of every subcommand: missing values, wrong types, ranges."""
+    for path, parser in walk(cli.build_parser(), []):
+        tail = placeholders(path, parser, dataset)
+        for a in parser._actions:
+            if not a.option_strings or isinstance(a, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            flag = next(o for o in a.option_strings if o.startswith("--"))
+            if a.nargs == 0:
+                yield path + [f"{flag}=yes"] + tail, True           # a switch given a value
+                continue
+            yield path + tail + [flag], True                         # value missing
+            certain, maybe = BAD[kind(a)]
+            for v in certain:
+                yield path + [f"{flag}={v}"] + tail, True
+            for v in maybe:
+                yield path + [f"{flag}={v}"] + tail, False
+        yield path + ["--no-such-flag"] + tail, True
+        yield path + tail + ["--no-such-flag=1"], True
+
+
+def test_every_flag_of_every_subcommand_refuses_bad_values(sandbox, capsys):
+    accepted_bad, wrong, n = [], [], 0
+    for argv, certain in cases(sandbox):
+        rc, lines = attempt(argv, capsys)
+        n += 1
+        if rc is None:
+            if certain:
+                accepted_bad.append(argv)
+            continue
+        if rc == 0 and certain:
+            accepted_bad.append(argv)
+        elif rc != 0 and len(lines) != 1:
+            wrong.append((argv, rc, lines))
+    count("bad inputs tried: zcrxprof flags", n)
+    assert n > 150
+    assert not accepted_bad, f"accepted: {accepted_bad}"
+    assert not wrong, f"not one line: {wrong}"
+
+
+COMBINATIONS = [
+    (["record", "--ifname", "eth0"], 2, "--queue"),
+    (["record", "--queue", "0"], 2, "--ifname"),
+    (["record", "--backend", "zcrx"], 2, "remote sender"),
+    (["record", "--backend", "copy", "--ifname", "eth0", "--queue", "0"], 2, "--backend zcrx"),
+    (["record", "--backend", "zcrx-nodev"], 2, "7.1"),
+    (["record", "--topology", "single,single,bogus"], 2, "--topology"),
+    (["record", "--probes", "all,none"], 2, "--probes"),
+    (["record", "--rings", "2", "--rings", "0"], 2, "--rings"),
+    (["record", "--name", "../escape"], 2, "--name"),
+    (["record", "--name", ".hidden"], 2, "--name"),
+    (["record", "--kernel", "0.0.1-no-such-kernel"], 1, "not prepared"),
+    (["record", "--kernel", "0.0.1-no-such-kernel", "--backend", "copy", "--ifname", "x"], 2, "--queue"),
+    (["lab", "run", "--kernel", "0.0.1-no-such-kernel", "--", "true"], 1, "not prepared"),
+    (["lab", "run", "--rwdir", "/nonexistent/dir", "--", "true"], None, "rwdir"),
+    (["lab", "run", "--memory", "lots", "--", "true"], 2, "--memory"),
+    (["lab", "run"], 2, "command"),
+    (["show", "no-such-dataset"], 2, "no dataset"),
+    (["report", "no-such-dataset"], 2, "no dataset"),
+    (["export", "--pyperf", "x.json", "no-such-dataset"], 2, "no dataset"),
+    (["ls", "--root", "/nonexistent/dir"], None, None),
+]
+
+
+@pytest.mark.parametrize("argv, code, words", COMBINATIONS, ids=[" ".join(c[0]) for c in COMBINATIONS])
+def test_bad_combinations_are_one_line(argv, code, words, sandbox, capsys):
+    rc, lines = attempt(argv, capsys)
+    count("bad inputs tried: combinations")
+    if code is None and rc == 0:        # allowed to succeed (e.g. ls of an empty place), but cleanly
+        return
+    assert rc is not None, f"accepted: {argv}"
+    assert rc == code if code is not None else rc != 0, (rc, lines)
+    assert len(lines) == 1, lines
+    assert words is None or words in lines[0], lines
+
+
+def test_record_inside_the_lab_refuses_another_kernel(sandbox, capsys, monkeypatch):
+    monkeypatch.setenv("ZCRXPROF_LAB", "7.2.13+deb14-amd64")
+    rc, lines = attempt(["record", "--kernel", "7.2.13+deb14-amd64"], capsys)
+    count("bad inputs tried: combinations")
+    assert rc == 2 and len(lines) == 1 and "already inside" in lines[0], lines
+
+
+list_text = st.text(alphabet=st.sampled_from(list("0123456789,.-+eEinfaNx _/")), max_size=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag=st.sampled_from(["--rings", "--work-ns-per-kib", "--rate", "--topology", "--probes",
+                             "--duration", "--repeat", "--interval", "--perf-interval", "--queue"]),
+       value=list_text)
+def test_record_values_never_crash(flag, value, sandbox, capsys):
+    """Any value of a record option: accepted, or refused with one line — never a traceback."""
+    rc, lines = attempt(["record", f"{flag}={value}"], capsys)
+    count("bad inputs tried: hypothesis record values")
+    if rc is not None and rc != 0:
+        assert len(lines) == 1, lines
+
+
+def test_record_refuses_non_finite_and_negative_list_values(sandbox, capsys):
+    """A run cannot last NaN seconds or be offered infinite load: every such value is refused."""
+    for flag in ("--rate", "--work-ns-per-kib", "--rings"):
+        for v in ("nan", "inf", "-inf", "-1", "1e999"):
+            rc, lines = attempt(["record", f"{flag}={v}"], capsys)
+            count("bad inputs tried: non-finite values")
+            assert rc == 2 and len(lines) == 1 and flag in lines[0], (flag, v, rc, lines)
+
+
+# ---- zcrx-loadgen -------------------------------------------------------------------------------
+
+def loadgen_options() -> list[tuple[str, str | None]]:
+    """(flag, metavar or None) from `zcrx-loadgen --help`."""
+    text = subprocess.run([str(LOADGEN), "--help"], capture_output=True, text=True, timeout=10).stdout
+    opts = {}
+    for m in re.finditer(r"^\s+(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z:]*))?", text, re.M):
+        opts.setdefault(m.group(1), m.group(2))
+    return sorted(opts.items())
+
+
+LOADGEN_BAD = ["", "x", "-1", "nan", "1e999", "99999999999999999999", "1,,2", "0x", "1.5.5", "-"]
+
+
+def run_loadgen(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LOADGEN), *argv], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_loadgen_refuses_bad_values_of_every_flag():
+    opts = loadgen_options()
+    assert len(opts) > 15, opts
+    crashed, accepted, wrong, n = [], [], [], 0
+    for flag, metavar in opts:
+        if flag in ("--help", "--json", "--verify", "--no-verify", "--setup-nic"):
+            continue
+        values = LOADGEN_BAD if metavar else ["=1"]
+        for v in values:
+            argv = ["--duration", "0.2", "--json", f"{flag}{v}" if metavar is None else flag, *([v] if metavar else [])]
+            p = run_loadgen(argv)
+            n += 1
+            if p.returncode < 0:
+                crashed.append((argv, p.returncode))
+            elif p.returncode == 0:
+                accepted.append(argv)
+            elif len([l for l in p.stderr.splitlines() if l.strip()]) != 1:
+                wrong.append((argv, p.returncode, p.stderr[-300:]))
+        p = run_loadgen(["--json", flag])                 # value missing at the end
+        n += 1
+        if metavar and (p.returncode != 2 or len(p.stderr.strip().splitlines()) != 1):
+            wrong.append(([flag], p.returncode, p.stderr[-300:]))
+    count("bad inputs tried: zcrx-loadgen flags", n)
+    assert not crashed, crashed
+    assert not accepted, accepted
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--listen", "127.0.0.1:0", "--connect", "127.0.0.1:1"], "--listen"),
+    (["--backend", "zcrx"], "--ifname"),
+    (["--ifname", "lo", "--queue", "0"], "zcrx"),
+    (["--setup-nic"], "zcrx"),
+    (["--topology", "single", "--rings", "4"], "--rings"),
+    (["--rx-cpus", "4096"], "cpu"),
+    (["--tx-cpus", "3-1"], "cpu"),
+    (["--send-size", "0"], "--send-size"),
+    (["--buf-size", "1"], "--buf-size"),
+    (["--bufs", "0"], "--bufs"),
+    (["--connect", "not-an-address"], "address"),
+    (["--listen", "300.1.1.1:1"], "address"),
+])
+def test_loadgen_bad_combinations_are_one_line_exit_2(argv, words):
+    p = run_loadgen(["--duration", "0.2", *argv])
+    count("bad inputs tried: zcrx-loadgen combinations")
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert len(lines) == 1 and words.lower() in lines[0].lower(), lines

@@ -1,0 +1,170 @@
+"""Analysis functions on the committed real host dataset (datasets/, picked by `analysis.pick`)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from zcrxprof import schema
+from zcrxprof.analysis import cache, capacity, label, load, per_run, pick, refill, saturation, switches, verdict
+from zcrxprof.errors import UsageError, ZcrxprofError
+
+
+@pytest.fixture(scope="module")
+def host_path():
+    return pick("host")
+
+
+@pytest.fixture(scope="module")
+def frames(host_path):
+    return load(host_path)
+
+
+@pytest.fixture(scope="module")
+def runs(frames):
+    return per_run(frames)
+
+
+def test_load_keeps_each_datasets_identity(host_path, frames):
+    both = load([host_path, host_path])
+    first, second = both.names
+    assert second == f"{first}#2"
+    assert len(both.runs) == 2 * len(frames.runs)
+    for table in schema.TABLES:
+        t = getattr(both, table)
+        assert list(t.columns) == ["dataset", *schema.TABLES[table].column_names]
+        if len(t):
+            assert (t.groupby("dataset").size() == len(frames.tables[table])).all()
+
+
+def test_load_rejects_what_is_not_a_dataset(tmp_path, host_path):
+    with pytest.raises(UsageError):
+        load(tmp_path / "nothing-here")
+    copy = tmp_path / "copy"
+    shutil.copytree(host_path, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["schema_version"] = 999
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ZcrxprofError, match="schema version 999"):
+        load(copy)
+
+
+def test_label_names_backend_kernel_machine_and_timing(frames):
+    text = label(frames)
+    r = frames.runs
+    assert all(b in text for b in set(r["backend"]))
+    assert all(k in text for k in set(r["kernel"]))
+    assert "cores" in text and "timing" in text
+    if not (r["backend"] == "zcrx").all():
+        assert "not zero-copy" in text
+
+
+def test_per_run_costs_follow_from_the_thread_totals(frames, runs):
+    th = frames.threads
+    for _, row in runs.iterrows():
+        t = th[th["run_id"] == row["run_id"]]
+        recv = t[t["role"].isin(["rx", "worker"])]
+        gb = row["bytes_received"] / 1e9
+        assert row["switches_per_gb"] == pytest.approx((recv["nvcsw"].sum() + recv["nivcsw"].sum()) / gb)
+        assert row["cpu_s_per_gb_user"] == pytest.approx(recv["utime_ns"].sum() / 1e9 / gb)
+    assert set(runs["status"]) == {"ok"}
+
+
+def test_throughput_summary_matches_the_runs(runs):
+    tp = saturation.throughput(runs)
+    for _, row in tp.iterrows():
+        sel = runs[(runs["topology"] == row["topology"]) & (runs["rings"] == row["rings"]) &
+                   (runs["work_ns_per_kib"] == row["work_ns_per_kib"]) & (runs["rate_gbit_s"] == row["rate_gbit_s"])]
+        assert row["median"] == pytest.approx(sel["gbit_s"].median())
+        assert row["ci_lo"] <= row["median"] <= row["ci_hi"]
+        assert row["n"] == len(sel)
+
+
+def test_scaling_is_relative_to_single(runs):
+    sc = saturation.scaling(runs)
+    single = sc[sc["topology"] == "single"]
+    assert len(single) and np.allclose(single["speedup"], 1.0)
+    multi = sc[sc["topology"] != "single"]
+    assert np.allclose(multi["efficiency"], multi["speedup"] / multi["parallelism"])
+
+
+def test_ring_shares_sum_to_one_per_run(frames):
+    shares = saturation.ring_share(frames)
+    assert not shares.empty
+    sums = shares.groupby(["dataset", "run_id"])["share"].sum()
+    assert np.allclose(sums, 1.0)
+    assert ((shares["fairness"] > 0) & (shares["fairness"] <= 1.0 + 1e-9)).all()
+
+
+def test_verdict_winner_has_the_highest_median(runs):
+    v = verdict.verdict(runs)
+    assert not v.empty
+    tp = saturation.throughput(runs)
+    tp["threads"] = saturation.parallelism(tp)
+    for _, row in v.iterrows():
+        cfg = tp[(tp["work_ns_per_kib"] == row["work_ns_per_kib"]) & (tp["rate_gbit_s"] == row["rate_gbit_s"])
+                 & ((tp["topology"] == "single") | (tp["threads"] == row["threads"]))]
+        assert cfg.loc[cfg["median"].idxmax(), "topology"] == row["winner"]
+        assert row["ranking"].split(" > ")[:2] == [row["winner"], row["runner_up"]]
+        assert row["ratio"] >= 1.0
+        assert row["backend"] in row["statement"] and row["kernel"] in row["statement"]
+        if row["backend"] != "zcrx":
+            assert "not zero-copy" in row["statement"]
+
+
+def test_costs_and_handoff_are_consistent(runs):
+    c = switches.costs(runs)
+    assert {"switches_per_gb", "cpu_s_per_gb_user", "cpu_s_per_gb_sys"} <= set(c["metric"])
+    ho = switches.handoff_cost(runs)
+    if set(runs["topology"]) >= {"workers", "shared-ifq"}:
+        assert not ho.empty
+        row = ho.iloc[0]
+        assert row["extra_cpu_s_per_gb"] == pytest.approx(row["workers_cpu_s_per_gb"] - row["shared_cpu_s_per_gb"])
+
+
+def test_hot_and_cold_work_cost_come_from_the_right_threads(runs):
+    w = cache.work_cost(runs)
+    assert set(w["placement"]) <= {"hot", "cold"}
+    assert (w[w["placement"] == "cold"]["topology"] == "workers").all()
+    assert (w["measured_ns_per_kib"] > 0).all()
+
+
+def test_pmu_statement_is_precise_when_there_is_no_pmu(frames):
+    table, statement = cache.pmu_counters(frames)
+    kernels = set(frames.runs["kernel"])
+    if table.empty:
+        assert any(k in statement for k in kernels)
+        assert "hot-vs-cold" in statement
+
+
+def test_refill_table_covers_every_topology(runs):
+    r = refill.refill(runs)
+    assert set(r["topology"]) == set(runs["topology"])
+    assert (r["runs"] > 0).all()
+
+
+def test_capacity_model_validates_from_single_runs(frames, runs):
+    cores = frames.metadata[frames.names[0]]["machine"]["cores"]
+    val = capacity.validate(runs, cores)
+    assert set(val["topology"]) == set(runs["topology"])
+    single = val[val["topology"] == "single"]
+    assert np.isfinite(val["error"]).all() and (val["predicted_gbit_s"] > 0).all()
+    # a ring thread cannot use more than 100 % of a core, so the single-ring prediction from its own
+    # CPU per byte is an upper bound of what it achieved (10 % slack: interval edges)
+    assert (single["predicted_gbit_s"] >= 0.9 * single["measured_gbit_s"]).all()
+
+
+def test_kernel_switch_counts_cover_the_load_generators_own(frames):
+    # ringsched counts every switch of the process from attach on; the load generator counts its
+    # threads' switches during the run: the kernel's totals (summed over threads) are never smaller
+    from zcrxprof.analysis import kernel
+
+    for metric, column in (("switch_voluntary", "nvcsw"), ("switch_preempted", "nivcsw")):
+        cmp = kernel.against_loadgen(frames, metric, column, roles=("rx", "worker", "tx"))
+        assert len(cmp) == len(frames.ok_runs())
+        assert (cmp[f"kernel_{metric}"] >= cmp[f"loadgen_{column}"]).all()
+    att = kernel.attach_report(frames)
+    assert set(att["status"]) <= {"attached", "unavailable"}
+    assert (att[att["status"] == "unavailable"]["reason"] != "").all()

@@ -1,0 +1,144 @@
+"""Dataset schema and I/O: docs in sync, atomic per-run writes, validation, listing, CLI errors.
+
+The frames written here are small hand-built rows exercising the I/O code (not measurements);
+recorded datasets are checked in tests/test_collect.py and below for the shipped ones.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from zcrxprof import dataset, schema
+from zcrxprof.errors import UsageError, ZcrxprofError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_rows(run_id: int, topology: str = "single") -> dict[str, pd.DataFrame]:
+    """One synthetic run's rows for I/O tests."""
+    return {
+        "runs": pd.DataFrame([{"run_id": run_id, "repetition": 0, "topology": topology, "backend": "copy",
+                               "zero_copy": False, "status": "ok", "gbit_s": 1.5,
+                               "started_at": pd.Timestamp("2026-01-01", tz="UTC")}]),
+        "intervals": pd.DataFrame([{"run_id": run_id, "t": float(i), "thread": "rx0", "tid": 10, "role": "rx",
+                                    "bytes": 1000 * i} for i in range(3)]),
+    }
+
+
+def test_docs_are_generated_from_schema():
+    assert (ROOT / "docs" / "dataset.md").read_text() == schema.render_markdown()
+
+
+def test_every_column_has_a_known_dtype_and_a_description():
+    for table in schema.TABLES.values():
+        names = table.column_names
+        assert len(names) == len(set(names)), table.name
+        for col in table.columns:
+            assert col.dtype in schema.DTYPES, (table.name, col.name)
+            assert col.description.strip(), (table.name, col.name)
+        if table.name != "runs":
+            assert "run_id" in names
+
+
+def test_conform_fills_missing_values_by_dtype():
+    frame = schema.conform("intervals", pd.DataFrame([{"run_id": 1, "thread": None, "bytes": "7"}]))
+    assert list(frame.columns) == schema.TABLES["intervals"].column_names
+    row = frame.iloc[0]
+    assert row["bytes"] == 7 and row["ring"] == -1 and row["thread"] == "" and pd.isna(row["t"])
+    assert schema.check_frame("intervals", frame) == []
+
+
+def test_writer_round_trip_and_completion(tmp_path):
+    w = dataset.DatasetWriter(tmp_path / "ds", {"backend": "copy", "plan": {"topologies": ["single", "workers"], "runs": 2}})
+    assert dataset.read_metadata(tmp_path / "ds")["complete"] is False
+    w.add_run(_run_rows(0))
+    assert dataset.load(tmp_path / "ds")["runs"]["run_id"].tolist() == [0]
+    w.add_run(_run_rows(1, "workers"))
+    w.close(complete=True, finished="2026-01-01T00:00:00+00:00")
+    ds = dataset.load(tmp_path / "ds")
+    assert ds.metadata["complete"] is True and ds.metadata["runs_done"] == 2
+    assert ds["runs"]["topology"].tolist() == ["single", "workers"]
+    assert ds["intervals"].groupby("run_id")["bytes"].sum().tolist() == [3000, 3000]
+    assert set(ds.tables) == set(schema.TABLES)
+    assert dataset.validate(tmp_path / "ds") == []
+    listed = dataset.list_datasets(tmp_path)
+    assert [(d["name"], d["runs"], d["complete"], d["topologies"]) for d in listed] == \
+        [("ds", 2, True, ["single", "workers"])]
+
+
+def test_a_failed_write_keeps_the_previous_table_whole(tmp_path, monkeypatch):
+    w = dataset.DatasetWriter(tmp_path / "ds", {})
+    w.add_run(_run_rows(0))
+
+    def boom(self, path, **kw):
+        Path(path).write_bytes(b"half a parquet file")
+        raise OSError("disk full")
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(ZcrxprofError, match="disk full"):
+        w.add_run(_run_rows(1))
+    monkeypatch.undo()
+    assert dataset.load(tmp_path / "ds")["runs"]["run_id"].tolist() == [0]
+    assert not list((tmp_path / "ds").glob(".*tmp")), "temporary files left behind"
+    assert dataset.read_metadata(tmp_path / "ds")["complete"] is False
+
+
+def test_validate_reports_departures(tmp_path):
+    w = dataset.DatasetWriter(tmp_path / "ds", {})
+    w.add_run(_run_rows(0))
+    bad = _run_rows(1)
+    bad["runs"]["zero_copy"] = True                      # a copy run claiming zero copy
+    w.add_run(bad)
+    pd.DataFrame({"run_id": [5]}).to_parquet(tmp_path / "ds" / "threads.parquet")   # columns missing, unknown run
+    problems = dataset.validate(tmp_path / "ds")
+    assert any("zero_copy" in p for p in problems)
+    assert any(p.startswith("threads: column thread missing") for p in problems)
+    assert any(p == "threads: run_id not in runs" for p in problems)
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    meta["runs_done"] = 7
+    (tmp_path / "ds" / "metadata.json").write_text(json.dumps(meta))
+    assert any("runs_done 7" in p for p in dataset.validate(tmp_path / "ds"))
+
+
+def test_writer_refuses_an_existing_dataset(tmp_path):
+    dataset.DatasetWriter(tmp_path / "ds", {})
+    with pytest.raises(UsageError):
+        dataset.DatasetWriter(tmp_path / "ds", {})
+
+
+def test_show_of_unknown_dataset_is_one_line_exit_2(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "zcrxprof", "show", "no-such-dataset", "--root", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and "no dataset" in p.stderr
+
+
+def test_ls_lists_partial_datasets_as_partial(tmp_path):
+    w = dataset.DatasetWriter(tmp_path / "half", {"backend": "copy", "plan": {"topologies": ["single"], "runs": 3}})
+    w.add_run(_run_rows(0))
+    p = subprocess.run([sys.executable, "-m", "zcrxprof", "ls", "--root", str(tmp_path), "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    (item,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert (item["name"], item["runs"], item["planned"], item["complete"]) == ("half", 1, 3, False)
+
+
+SHIPPED = sorted(p.parent for p in (ROOT / "datasets").glob("*/metadata.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_datasets_validate_and_are_labelled(path):
+    assert dataset.validate(path) == []
+    ds = dataset.load(path)
+    runs = ds["runs"]
+    assert len(runs) > 0 and (runs["status"] == "ok").any()
+    assert set(runs["backend"]) == {ds.metadata["backend"]}
+    assert not runs["zero_copy"].any() or set(runs.loc[runs["zero_copy"], "backend"]) == {"zcrx"}
+    assert (runs["place"] == ds.metadata["place"]["where"]).all()
+    assert (runs["kernel"] != "").all()
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size < 4 * 2**20, f"{path.name} is {size} bytes"

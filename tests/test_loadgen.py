@@ -1,0 +1,234 @@
+"""zcrx-loadgen (copy backend) run for real: four topologies over loopback and over veth between
+network namespaces, verification, hand-off, signals and usage errors."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import netns_names
+
+from zcrxprof import loadgen
+from zcrxprof.loadgen import LoadgenProcess, Summary
+
+pytestmark = pytest.mark.root
+
+TOPO_ARGS = {
+    "single": [],
+    "workers": ["--workers", "2"],
+    "ifq-per-ring": ["--rings", "2", "--connections", "4"],
+    "shared-ifq": ["--rings", "2", "--connections", "4"],
+}
+SHORT = ["--duration", "0.4", "--interval", "0.2", "--send-size", "256K"]
+
+
+def our_children(name: str) -> list[int]:
+    """Pids of live child processes of this test process with comm `name`."""
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            status = Path(f"/proc/{d}/status").read_text()
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError, PermissionError):
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("Name") == name and fields.get("PPid", "").strip() == str(os.getpid()):
+            pids.append(int(d))
+    return pids
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nothing_left_behind():
+    """After the module: no namespace, veth or load generator of ours remains."""
+    yield
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert f"zx{os.getpid()}n" not in links
+    assert not [n for n in netns_names() if n.startswith(f"zcxp-{os.getpid()}-")]
+    assert our_children("zcrx-loadgen") == []
+
+
+def rx_totals(s: Summary, key: str) -> int:
+    return sum(t[key] for t in s.threads if t["role"] == "rx")
+
+
+def check_clean_transfer(res: loadgen.LoadgenResult, topology: str, rings: int) -> None:
+    s = res.summary
+    assert res.returncode == 0, res.stderr
+    assert s.status == "ok"
+    assert s.bytes_sent > 0
+    assert s.bytes_received == s.bytes_sent
+    assert s.verify_errors == 0 and s.first_verify_error is None
+    rx = [t for t in s.threads if t["role"] == "rx"]
+    assert [t["thread"] for t in rx] == [f"rx{i}" for i in range(rings)]
+    assert all(t["completions"] > 0 for t in rx)
+    # interval records are deltas: per thread they add up to the summary's totals
+    for t in s.threads:
+        got = sum(i.bytes for i in res.intervals if i.thread == t["thread"])
+        assert got == t["bytes"], t["thread"]
+    assert s.topology == topology and s.backend == "copy"
+    assert s.emulated == (["shared-ifq"] if topology == "shared-ifq" else [])
+    assert all(r.emulated == s.emulated for r in res.records)
+
+
+@pytest.mark.parametrize("topology", list(TOPO_ARGS))
+def test_topology_over_loopback(loadgen_bin, topology):
+    res = loadgen.run(["--topology", topology, *TOPO_ARGS[topology], *SHORT], timeout=60)
+    rings = 2 if topology in ("ifq-per-ring", "shared-ifq") else 1
+    check_clean_transfer(res, topology, rings)
+    regs = res.registrations
+    assert [r.ring for r in regs] == list(range(rings))
+    ifqs = {r.ifq for r in regs}
+    assert ifqs == ({0} if topology == "shared-ifq" else set(range(rings)))
+    assert len(res.summary.threads) == rings + (2 if topology == "workers" else 0) + res.summary.connections
+
+
+@pytest.mark.parametrize("topology", list(TOPO_ARGS))
+def test_topology_over_veth_between_namespaces(loadgen_bin, sender_ns, topology):
+    conns = 4 if topology in ("ifq-per-ring", "shared-ifq") else 1
+    rx_args = ["--topology", topology, *TOPO_ARGS[topology], "--listen", f"{sender_ns.host_addr}:0",
+               "--connections", str(conns), "--duration", "30"]
+    with LoadgenProcess(rx_args) as receiver:
+        port = receiver.listening_port()
+        sender = loadgen.run(["--connect", f"{sender_ns.host_addr}:{port}", "--connections", str(conns),
+                              *SHORT], netns=sender_ns.netns, timeout=60)
+        res = receiver.wait(timeout=60)
+    assert sender.returncode == 0, sender.stderr
+    assert sender.summary.mode == "connect" and sender.summary.bytes_sent > 0
+    assert res.returncode == 0, res.stderr
+    s = res.summary
+    assert s.mode == "listen" and s.status == "ok"
+    assert s.bytes_received == sender.summary.bytes_sent
+    assert s.verify_errors == 0
+    assert all(t["completions"] > 0 for t in s.threads if t["role"] == "rx")
+    assert all(t["role"] != "tx" for t in s.threads)
+
+
+def test_injected_corruption_is_caught_with_connection_and_offset(loadgen_bin):
+    res = loadgen.run(["--topology", "single", "--test-corrupt-offset", "300001", *SHORT], timeout=60)
+    assert res.returncode == 1
+    s = res.summary
+    assert s.verify_errors == 1
+    assert s.first_verify_error == {"connection": 0, "offset": 300001}
+    ev = [e for e in res.events if e.event == "verify_error"]
+    assert len(ev) == 1 and ev[0].extra["offset"] == 300001 and ev[0].extra["connection"] == 0
+    assert ev[0].extra["expected"] != ev[0].extra["got"]
+    assert "connection 0" in res.stderr and "offset 300001" in res.stderr
+
+
+def test_verification_off_ignores_corruption(loadgen_bin):
+    res = loadgen.run(["--test-corrupt-offset", "1000", "--no-verify", *SHORT], timeout=60)
+    assert res.returncode == 0 and res.summary.verify_errors == 0
+    assert res.summary.bytes_received == res.summary.bytes_sent
+
+
+def test_workers_hand_off_and_switch_context_single_does_not(loadgen_bin):
+    paced = ["--rate", "2", *SHORT]
+    w = loadgen.run(["--topology", "workers", "--workers", "2", *paced], timeout=60).summary
+    workers = [t for t in w.threads if t["role"] == "worker"]
+    assert [t["thread"] for t in workers] == ["worker0", "worker1"]
+    rx = rx_totals(w, "completions")
+    # every buffer rx0 received was consumed by a worker and handed back
+    assert sum(t["completions"] for t in workers) == rx
+    assert sum(t["bytes"] for t in workers) == w.bytes_received
+    assert sum(t["bufs_returned"] for t in workers) == rx
+    assert sum(t["nvcsw"] for t in workers) > 0            # idle workers sleep and are woken
+
+    s = loadgen.run(["--topology", "single", *paced], timeout=60).summary
+    assert {t["role"] for t in s.threads} == {"rx", "tx"}
+    rx0 = next(t for t in s.threads if t["thread"] == "rx0")
+    assert rx0["bufs_returned"] == rx0["completions"] > 0  # consumed and returned in rx0 itself
+
+
+def test_paced_sender_keeps_the_rate(loadgen_bin):
+    s = loadgen.run(["--rate", "0.2", "--duration", "1", "--send-size", "64K"], timeout=60).summary
+    gbit = s.bytes_sent * 8 / 1e9 / s.duration_s
+    assert 0.1 < gbit <= 0.2 * 1.05                 # never faster than asked
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"], ["--rings"], ["--topology", "star"], ["--rings", "0"],
+    ["--topology", "single", "--rings", "2"], ["--topology", "shared-ifq", "--workers", "2"],
+    ["--send-size", "12Q"], ["--rx-cpus", "4096"], ["--duration", "-1"], ["--listen", "nowhere"],
+    ["--listen", "127.0.0.1:1", "--connect", "127.0.0.1:2"], ["--backend", "rdma"],
+    ["--connections", "1", "--topology", "ifq-per-ring", "--rings", "2"], ["stray"],
+    ["--listen", "127.0.0.1:0", "--test-corrupt-offset", "5"],
+])
+def test_bad_flags_one_line_exit_2(loadgen_bin, args):
+    res = subprocess.run([str(loadgen_bin), *args], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 2                      # not a signal (-11, -6: no core dump)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zcrx-loadgen: ")
+    assert res.stdout == ""
+
+
+def test_help_states_the_shared_ifq_emulation(loadgen_bin):
+    res = subprocess.run([str(loadgen_bin), "--help"], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    assert "EMULATES ifq sharing" in text and 'emulated: ["shared-ifq"]' in text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_ends_with_a_summary(loadgen_bin, sig):
+    with LoadgenProcess(["--topology", "ifq-per-ring", "--duration", "120", "--interval", "0.1",
+                         "--send-size", "256K"]) as p:
+        flowing = p.wait_for(lambda r: isinstance(r, loadgen.Interval) and r.role == "rx" and r.bytes > 0,
+                             timeout=60)
+        assert flowing is not None, "no data flowed"
+        t0 = time.monotonic()
+        p.stop(sig)
+        res = p.wait(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert res.returncode == 0
+    s = res.summary
+    assert s.status == "interrupted"
+    assert s.bytes_received == s.bytes_sent > 0 and s.verify_errors == 0
+
+
+def test_threads_carry_their_names_in_the_kernel(loadgen_bin):
+    with LoadgenProcess(["--topology", "workers", "--workers", "2", "--duration", "120",
+                         "--interval", "0.1", "--rate", "1"]) as p:
+        first = p.wait_for(lambda r: isinstance(r, loadgen.Interval) and r.thread == "rx0", timeout=60)
+        assert first is not None
+        comms = {int(t.name): (t / "comm").read_text().strip()
+                 for t in Path(f"/proc/{p.pid}/task").iterdir()}
+        p.stop(signal.SIGINT)
+        res = p.wait(timeout=30)
+    assert {"rx0", "worker0", "worker1", "tx0"} <= set(comms.values())
+    for t in res.summary.threads:               # the tids the records name are those threads
+        assert comms[t["tid"]] == t["thread"]
+
+
+def test_listen_counts_a_foreign_clients_bytes_exactly(loadgen_bin):
+    payload = os.urandom(777_777)
+    with LoadgenProcess(["--listen", "127.0.0.1:0", "--no-verify", "--connections", "2"]) as p:
+        port = p.listening_port()
+        for part in (payload, payload[:1234]):
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                c.sendall(part)
+        res = p.wait(timeout=30)
+    assert res.returncode == 0 and res.summary.status == "ok"
+    assert res.summary.bytes_received == len(payload) + 1234
+
+
+def test_listen_interrupted_before_any_client(loadgen_bin):
+    with LoadgenProcess(["--listen", "127.0.0.1:0"]) as p:
+        p.listening_port()
+        p.stop(signal.SIGTERM)
+        res = p.wait(timeout=30)
+    assert res.returncode == 0
+    assert res.summary.status == "interrupted" and res.summary.bytes_received == 0
+
+
+def test_connect_refused_is_one_error_line(loadgen_bin):
+    with socket.socket() as s:                      # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = loadgen.run(["--connect", f"127.0.0.1:{port}", "--duration", "1"], timeout=30)
+    assert res.returncode == 1
+    assert [e.errno for e in res.errors] == ["ECONNREFUSED"] and res.errors[0].call == "connect"
+    assert res.summary.status == "error"
+    assert len(res.stderr.splitlines()) == 1

@@ -1,0 +1,67 @@
+"""The notebooks are committed without outputs, parameterised for papermill, and execute against
+the committed datasets with their verdict cells' assertions holding."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from zcrxprof.analysis import pick
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ["01-cover-letter-motivation.ipynb", "02-topology-comparison.ipynb", "03-kernel-view.ipynb"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_without_outputs_and_with_a_parameters_cell(name):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: outputs committed"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "dataset" in tagged[0].source
+    assert any("assert " in c.source for c in nb.cells if c.cell_type == "code"), "no verdict assertion"
+
+
+@pytest.mark.parametrize("name,where,probes", [
+    ("01-cover-letter-motivation.ipynb", "host", False),
+    ("02-topology-comparison.ipynb", "host", False),
+    ("03-kernel-view.ipynb", "lab", True),
+])
+def test_executes_against_the_committed_dataset(name, where, probes, tmp_path):
+    path = pick(where, with_probes=probes)
+    out = tmp_path / name
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters={"dataset": str(path)},
+                               cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
+                               kernel_name="python3")
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images, "no figure rendered"
+    markdown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
+                       if c.cell_type == "code" for o in c.outputs)
+    assert str(path.name) in markdown  # the dataset it ran on is named in the output
+
+
+def test_a_verdict_cell_fails_when_the_data_contradicts_it(tmp_path):
+    # a notebook pointed at a dataset without the claimed effect must fail, not print a verdict:
+    # a copy of the host dataset where `single` is made the fastest: 02's verdict cell must fail
+    import shutil
+
+    import pandas as pd
+
+    src = pick("host")
+    bad = tmp_path / "contradiction"
+    shutil.copytree(src, bad)
+    runs = pd.read_parquet(bad / "runs.parquet")
+    runs.loc[runs["topology"] == "single", "gbit_s"] = runs["gbit_s"].max() * 10
+    runs.to_parquet(bad / "runs.parquet", index=False)
+    with pytest.raises(papermill.PapermillExecutionError, match="AssertionError"):
+        papermill.execute_notebook(str(NOTEBOOKS / NAMES[1]), str(tmp_path / "out.ipynb"),
+                                   parameters={"dataset": str(bad)}, cwd=str(NOTEBOOKS),
+                                   progress_bar=False, log_output=False, kernel_name="python3")

@@ -1,0 +1,141 @@
+"""`zcrxprof report`: one self-contained HTML file, escaped, rendered offline by headless Chromium
+(Debian's `chromium`) with a screenshot, no request leaving the page and no console message."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zcrxprof.analysis import pick
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HOSTILE = "<script>alert('x')</script><img src=http://127.0.0.1:9/leak>"
+
+
+def zcrxprof(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zcrxprof", *args], capture_output=True, text=True, timeout=300)
+
+
+def render(page: Path, workdir: Path) -> dict:
+    """Open ``page`` in headless Chromium; return screenshot path, console lines and the URLs the
+    page itself asked the network for (from Chromium's net log; every host resolves to nothing)."""
+    shot, netlog = workdir / "shot.png", workdir / "net.json"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={workdir / 'profile'}", "--enable-logging=stderr", "--v=0",
+         f"--log-net-log={netlog}", "--host-resolver-rules=MAP * ~NOTFOUND",
+         f"--screenshot={shot}", "--window-size=1200,2400", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    log = json.loads(netlog.read_text())
+    kinds = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    page_requests = []
+    for ev in log["events"]:
+        params = ev.get("params") or {}
+        if kinds.get(ev["type"]) == "URL_REQUEST_START_JOB" and "file://" in params.get("network_isolation_key", ""):
+            page_requests.append(params.get("url"))
+    return {"shot": shot, "console": console, "requests": page_requests}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    proc = zcrxprof("report", str(pick("host")), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    return out
+
+
+def test_report_is_self_contained(report):
+    text = report.read_text()
+    assert "<script" not in text.lower()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"' >]+)""", text, flags=re.I)
+    assert refs and all(r.startswith("data:") for r in refs), [r for r in refs if not r.startswith("data:")][:3]
+    assert "Content-Security-Policy" in text
+    for section in ("Verdict", "Throughput and saturation", "Context switches", "Cache effects",
+                    "Capacity model", "Probe attach report", "Metadata"):
+        assert section in text
+
+
+def test_report_names_labels_and_never_claims_zero_copy_for_copy(report):
+    text = report.read_text()
+    frames_meta = json.loads((pick("host") / "metadata.json").read_text())
+    assert frames_meta["name"] in text
+    if frames_meta["backend"] != "zcrx":
+        assert "not zero-copy" in text
+        assert "(zero-copy)" not in text
+
+
+def test_report_renders_offline_in_chromium(report, tmp_path):
+    result = render(report, tmp_path)
+    assert result["requests"] == []
+    assert result["console"] == []
+    png = result["shot"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a page with figures, not a blank one
+
+
+def test_the_render_check_catches_requests_and_console_errors(tmp_path):
+    # control: the same check on a page that does both must see both
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!doctype html><img src="http://127.0.0.1:9/x.png"><script>console.error("boom")</script>')
+    result = render(bad, tmp_path)
+    assert any("127.0.0.1:9" in u for u in result["requests"])
+    assert any("boom" in line for line in result["console"])
+
+
+def test_dataset_strings_are_escaped(tmp_path):
+    copy = tmp_path / "hostile"
+    shutil.copytree(pick("host"), copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["command_line"] = HOSTILE
+    meta["notes"] = [HOSTILE]
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    proc = zcrxprof("report", str(copy))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "hostile.report.html"   # default: next to the dataset
+    text = out.read_text()
+    assert HOSTILE not in text and "<script" not in text.lower()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    result = render(out, tmp_path)
+    assert result["requests"] == [] and result["console"] == []
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    proc = zcrxprof("report", str(tmp_path / "missing"))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    proc = zcrxprof("report")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_output_is_one_line_and_exit_1(tmp_path):
+    proc = zcrxprof("report", str(pick("host")), "-o", str(tmp_path / "no" / "such" / "dir" / "r.html"))
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_dataset_without_successful_runs_still_reports(tmp_path):
+    # a copy of the host dataset with every run marked failed (as a recording that broke would be)
+    import pandas as pd
+
+    copy = tmp_path / "broken"
+    shutil.copytree(pick("host"), copy)
+    runs = pd.read_parquet(copy / "runs.parquet")
+    runs["status"] = "failed"
+    runs["error"] = "receiver: <died> & gone"
+    runs.to_parquet(copy / "runs.parquet", index=False)
+    proc = zcrxprof("report", str(copy), "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "r.html").read_text()
+    assert "No successful run" in text and "receiver: &lt;died&gt; &amp; gone" in text
+    assert "Verdict" not in text
+    proc = zcrxprof("export", "--pyperf", str(tmp_path / "x.json"), str(copy))
+    assert proc.returncode == 1 and "no successful run" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

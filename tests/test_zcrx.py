@@ -1,0 +1,233 @@
+"""The zcrx backends of zcrx-loadgen.
+
+In the kernel lab (one guest boot for the whole file): every topology on zcrx-nodev over loopback,
+verified byte for byte, with the registration records that prove shared-ifq really exported one ifq
+and imported it on the other rings, and the 7.2 stats that prove the kernel received every byte
+through that one ifq. On the host (6.18, no zcrx-capable NIC): the precise one-line errors, and that
+a refused `--setup-nic` changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from zcrxprof import lab
+
+PROJECT = Path(__file__).resolve().parent.parent
+LOADGEN = PROJECT / "loadgen" / "zcrx-loadgen"
+TOPOLOGIES = {"single": 1, "workers": 1, "ifq-per-ring": 2, "shared-ifq": 2, "shared-ifq-3": 3}
+
+
+def build_loadgen() -> None:
+    subprocess.run(["make", "-s", "-C", str(PROJECT / "loadgen")], check=True)
+
+
+def records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def guest_runs() -> dict[str, dict]:
+    """Run every topology once in one lab boot; per run: its records and exit status."""
+    build_loadgen()
+    k = lab.prepare(check_archive=False)
+    out = lab.RUNS_DIR / f"test-zcrx-{time.time_ns()}"
+    out.mkdir(parents=True)
+    lines = []
+    for name, rings in TOPOLOGIES.items():
+        topo = name.removesuffix("-3")
+        extra = f"--rings {rings}" if topo in ("ifq-per-ring", "shared-ifq") else ""
+        lines.append(f"{shlex.quote(str(LOADGEN))} --backend zcrx-nodev --topology {topo} {extra} "
+                     f"--duration 1.5 --interval 0.5 --json > {out}/{name}.json 2> {out}/{name}.err; "
+                     f"echo $? > {out}/{name}.rc")
+    try:
+        res = lab.run(["sh", "-c", "\n".join(lines)], kernel=k.version, timeout=480)
+        assert not res.timed_out, "the guest did not finish the loadgen runs"
+        runs = {}
+        for name in TOPOLOGIES:
+            runs[name] = {"rc": int((out / f"{name}.rc").read_text()),
+                          "records": records((out / f"{name}.json").read_text()),
+                          "stderr": (out / f"{name}.err").read_text(), "kernel": k.version}
+        yield runs
+    finally:
+        subprocess.run(["rm", "-rf", str(out)])
+
+
+def by_type(recs: list[dict], kind: str) -> list[dict]:
+    return [r for r in recs if r["type"] == kind]
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", list(TOPOLOGIES))
+def test_nodev_topology_receives_every_byte_verified(guest_runs, name):
+    run = guest_runs[name]
+    assert run["rc"] == 0, run["stderr"]
+    summary = by_type(run["records"], "summary")[-1]
+    assert summary["status"] == "ok"
+    assert summary["bytes_received"] == summary["bytes_sent"] > 0
+    assert summary["verify_errors"] == 0
+    assert summary["rings"] == TOPOLOGIES[name]
+    # every record is labelled: backend, the emulated NIC (never zero-copy), the guest kernel
+    for r in run["records"]:
+        assert r["backend"] == "zcrx-nodev" and r["emulated"] == ["nic"]
+    regs = by_type(run["records"], "registration")
+    assert sorted(r["ring"] for r in regs) == list(range(TOPOLOGIES[name]))
+    assert all(r["kernel"] == run["kernel"] and r["rx_buf_len"] == 4096 for r in regs)
+    assert all(r["rq_entries"] >= r["area_bytes"] // 4096 for r in regs)   # RQ cannot overflow
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", ["shared-ifq", "shared-ifq-3"])
+def test_shared_ifq_exports_one_ifq_and_imports_it_on_every_other_ring(guest_runs, name):
+    run = guest_runs[name]
+    regs = sorted(by_type(run["records"], "registration"), key=lambda r: r["ring"])
+    assert [r["exported"] for r in regs] == [True] + [False] * (len(regs) - 1)
+    assert [r["imported"] for r in regs] == [False] + [True] * (len(regs) - 1)
+    assert {r["ifq"] for r in regs} == {0}
+    assert {r["zcrx_id"] for r in regs} == {0}          # ids are per ring: each ring's first ifq
+    assert len({r["area_bytes"] for r in regs}) == 1
+    # every ring received through the shared ifq ...
+    threads = {t["thread"]: t for t in by_type(run["records"], "summary")[-1]["threads"]}
+    assert all(threads[f"rx{i}"]["bytes"] > 0 for i in range(len(regs)))
+    # ... and the kernel's own stats for that one ifq (7.2+) count every byte of all rings
+    stats = [e for e in by_type(run["records"], "event") if e["event"] == "stats"]
+    if lab.version_tuple(run["kernel"]) >= (7, 2):
+        assert len(stats) == 1 and stats[0]["ring"] == 0
+        assert stats[0]["bytes"] == by_type(run["records"], "summary")[-1]["bytes_received"]
+
+
+@pytest.mark.lab
+def test_ifq_per_ring_registers_separate_ifqs(guest_runs):
+    regs = by_type(guest_runs["ifq-per-ring"]["records"], "registration")
+    assert sorted(r["ifq"] for r in regs) == [0, 1]
+    assert not any(r["exported"] or r["imported"] for r in regs)
+    stats = [e for e in by_type(guest_runs["ifq-per-ring"]["records"], "event") if e["event"] == "stats"]
+    if lab.version_tuple(guest_runs["ifq-per-ring"]["kernel"]) >= (7, 2):
+        summary = by_type(guest_runs["ifq-per-ring"]["records"], "summary")[-1]
+        assert sorted(s["ring"] for s in stats) == [0, 1]
+        assert sum(s["bytes"] for s in stats) == summary["bytes_received"]
+
+
+@pytest.mark.lab
+def test_copy_events_arrive_on_the_exporting_ring_only(guest_runs):
+    if lab.version_tuple(guest_runs["shared-ifq"]["kernel"]) < (7, 2):
+        pytest.skip("zcrx events need a 7.2+ lab kernel")
+    events = [e for e in by_type(guest_runs["shared-ifq"]["records"], "event") if e["event"] == "copy"]
+    assert events and {e["ring"] for e in events} == {0}
+    total = [e for e in by_type(guest_runs["shared-ifq"]["records"], "event") if e["event"] == "copy_events"]
+    assert total[0]["count"] >= sum(e["count"] for e in events)
+
+
+# ---- host (6.18): precise errors --------------------------------------------------------------
+
+def run_host(*args: str, netns: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [str(LOADGEN), *args]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def one_line(p: subprocess.CompletedProcess) -> str:
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def host_kernel() -> tuple[int, int]:
+    return lab.version_tuple(subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout)
+
+
+@pytest.fixture(scope="module")
+def host_loadgen():
+    build_loadgen()
+
+
+def test_nodev_on_an_old_kernel_says_which_kernel_it_needs(host_loadgen):
+    if host_kernel() >= (7, 1):
+        pytest.skip("the host kernel has NODEV (this test is for kernels < 7.1)")
+    p = run_host("--backend", "zcrx-nodev", "--duration", "1")
+    assert p.returncode == 1
+    line = one_line(p)
+    assert "zcrx-nodev needs Linux >= 7.1" in line and "zcrxprof lab run" in line
+
+
+def test_zcrx_on_loopback_is_refused_with_the_reason(host_loadgen):
+    p = run_host("--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--duration", "1", "--json")
+    assert p.returncode == 1
+    assert "lo" in one_line(p) and "EOPNOTSUPP" in one_line(p) and "queue-management ops" in one_line(p)
+    err = by_type(records(p.stdout), "error")[0]
+    assert err["errno"] == "EOPNOTSUPP" and err["backend"] == "zcrx"
+
+
+@pytest.fixture
+def veth_netns():
+    name = f"zcrxtest{time.time_ns() % 10**8}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "zv0", "type", "veth", "peer", "name", "zv1"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "zv0", "up"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)   # loopback traffic
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
+
+
+def test_zcrx_on_veth_names_the_driver_and_the_reason(host_loadgen, veth_netns):
+    p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "0", "--duration", "1", netns=veth_netns)
+    assert p.returncode == 1
+    line = one_line(p)
+    assert line.startswith("zcrx-loadgen: error: zv0 (veth)") and "EOPNOTSUPP" in line
+
+
+def nic_state(ifname: str) -> str:
+    parts = [subprocess.run(c, capture_output=True, text=True).stdout for c in
+             (["ip", "-d", "link", "show", ifname], ["ethtool", "-g", ifname], ["ethtool", "-l", ifname],
+              ["ethtool", "-x", ifname], ["ethtool", "-n", ifname], ["ethtool", "-k", ifname])]
+    return "\n".join(parts)
+
+
+def default_route_ifname() -> str | None:
+    out = subprocess.run(["ip", "-j", "route", "show", "default"], capture_output=True, text=True).stdout
+    routes = json.loads(out or "[]")
+    return routes[0].get("dev") if routes else None
+
+
+def test_zcrx_setup_nic_on_this_machines_nic_fails_precisely_and_changes_nothing(host_loadgen):
+    ifname = default_route_ifname()
+    if ifname is None:
+        pytest.skip("this machine has no NIC with a default route")
+    before = nic_state(ifname)
+    p = run_host("--backend", "zcrx", "--ifname", ifname, "--queue", "0", "--setup-nic", "--duration", "1")
+    if p.returncode == 0:
+        pytest.skip(f"{ifname} can host zcrx: this test is for machines without a zcrx-capable NIC")
+    assert p.returncode == 1
+    line = one_line(p)
+    assert line.startswith(f"zcrx-loadgen: error: {ifname} (") and "cannot host zcrx" in line
+    assert nic_state(ifname) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--backend", "zcrx"], "needs --ifname IF and --queue Q"),
+    (["--backend", "zcrx", "--ifname", "lo"], "needs --ifname IF and --queue Q"),
+    (["--backend", "zcrx-nodev", "--ifname", "lo"], "go with --backend zcrx"),
+    (["--backend", "zcrx", "--ifname", "lo", "--queue", "x"], "--queue"),
+])
+def test_zcrx_usage_errors_exit_2_with_one_line(host_loadgen, args, fragment):
+    p = run_host(*args, "--duration", "1")
+    assert p.returncode == 2
+    assert fragment in one_line(p)
+
+
+def test_zcrx_unknown_interface_and_queue_out_of_range(host_loadgen):
+    p = run_host("--backend", "zcrx", "--ifname", "nosuch0", "--queue", "0", "--duration", "1")
+    assert p.returncode == 1 and "no network interface nosuch0" in one_line(p)
+    ifname = default_route_ifname()
+    if ifname is None:
+        return
+    p = run_host("--backend", "zcrx", "--ifname", ifname, "--queue", "4000", "--duration", "1")
+    assert p.returncode == 1 and "out of range" in one_line(p)

@@ -1,0 +1,139 @@
+"""`zcrxprof record`: the command users type to measure the four topologies into a dataset."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from zcrxprof.collect import plugins
+from zcrxprof.collect.plan import BACKENDS, DEFAULT_WORK_NS_PER_KIB, parse_list, parse_topologies
+from zcrxprof.errors import UsageError
+
+DESCRIPTION = """\
+Record the four receive topologies under the load generator into a dataset
+(datasets/<name>/: metadata.json + parquet tables, see docs/dataset.md).
+
+Runs are interleaved (A B C D A B C D ...) so drift hits every topology alike. The sender runs
+in its own network namespace joined by veth (created and always removed). Every run keeps the
+load generator's JSON records, kernel probe counters and /proc samples per interval.
+Ctrl-C or SIGTERM: what was measured stays on disk, marked complete: false."""
+
+EPILOG = """\
+examples:
+  zcrxprof record --rings 4                         # all topologies, 3 x 10 s each
+  zcrxprof record --topology single,shared-ifq --rings 2,4 --duration 5
+  zcrxprof record --rate 2,4,8 --topology single    # offered-load sweep (saturation curve)
+  zcrxprof record --kernel 7.3.4+deb13-amd64 --rings 2   # inside the kernel lab: zcrx-nodev + kprobes
+  zcrxprof record --probes none --repeat 1 --name quick-look
+"""
+
+MIN_NODEV_KERNEL = (7, 1)
+
+
+def register(subparsers) -> None:
+    """Add the `record` subcommand (and the flags of collector plug-ins)."""
+    p = subparsers.add_parser("record", help="record topologies into a dataset", description=DESCRIPTION,
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--topology", default="all", metavar="LIST",
+                   help="topologies: single,workers,ifq-per-ring,shared-ifq or all (default all)")
+    p.add_argument("--rings", default="2", metavar="LIST",
+                   help="rings (workers for `workers`) per run; a list sweeps (default 2)")
+    p.add_argument("--work-ns-per-kib", default=f"{DEFAULT_WORK_NS_PER_KIB:g}", metavar="LIST",
+                   help="busy work per KiB received on top of the checksum; a list sweeps "
+                        f"(default {DEFAULT_WORK_NS_PER_KIB:g}: one ring saturates)")
+    p.add_argument("--rate", default="0", metavar="LIST",
+                   help="offered load in Gbit/s (0 = unpaced); a list sweeps (default 0)")
+    p.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds per run (default 10)")
+    p.add_argument("--repeat", type=int, default=3, metavar="N", help="repetitions of every run (default 3)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+                   help="sampling interval of loadgen, probes and /proc (default 1)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto: zcrx-nodev in the kernel lab, copy on the host (default auto)")
+    p.add_argument("--ifname", help="zcrx backend: the NIC")
+    p.add_argument("--queue", type=int, help="zcrx backend: the NIC's RX queue")
+    p.add_argument("--kernel", metavar="VER",
+                   help="run the whole recording inside the kernel lab guest booting VER (`zcrxprof lab status`)")
+    p.add_argument("--probes", default="auto", metavar="LIST",
+                   help="kernel probe tools: ringsched,uringwork,zcrxstat,pagepool, all, none or auto "
+                        "(default auto: zcrxstat where kernel-function probes work, pagepool with a zcrx NIC)")
+    p.add_argument("--sender", default="netns", choices=("netns", "local"),
+                   help="sender in its own namespace over veth (default) or in this one over loopback")
+    p.add_argument("--name", help="dataset name (default: UTC timestamp, backend and place)")
+    p.add_argument("--out", type=Path, help="datasets directory (default datasets/)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    for mod in plugins.plugin_modules():
+        mod.add_arguments(p)
+    p.set_defaults(func=cmd_record, record_parser=p)
+
+
+def _kernel_at_least(want: tuple[int, int]) -> bool:
+    import re
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= want
+
+
+def resolve_backend(args: argparse.Namespace, in_lab: bool) -> str:
+    """The backend to record with; UsageError for combinations this place cannot run."""
+    backend = args.backend
+    if backend == "auto":
+        backend = "zcrx-nodev" if in_lab else ("zcrx" if args.ifname is not None else "copy")
+    if (args.ifname is None) != (args.queue is None):
+        raise UsageError("--ifname and --queue go together (the NIC and its RX queue)")
+    if backend == "zcrx":
+        raise UsageError("record --backend zcrx: driving a NIC queue needs a remote sender, which record does "
+                         "not start; run `zcrx-loadgen --backend zcrx --ifname IF --queue Q --listen ADDR:PORT` "
+                         "with the sender on another host")
+    if args.ifname is not None:
+        raise UsageError(f"--ifname/--queue only apply to --backend zcrx (not {backend})")
+    if backend == "zcrx-nodev" and not args.kernel and not _kernel_at_least(MIN_NODEV_KERNEL):
+        raise UsageError(f"--backend zcrx-nodev needs kernel >= 7.1 (ZCRX_REG_NODEV); this host runs "
+                         f"{os.uname().release}: add --kernel VER to record in the kernel lab")
+    return backend
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Validate the flags, then record on the host or inside the kernel lab."""
+    from zcrxprof import dataset
+    from zcrxprof.collect import guest, record
+    from zcrxprof.collect.plan import build_plan
+    from zcrxprof.collect.probeset import parse_probes
+    in_lab = bool(os.environ.get("ZCRXPROF_LAB"))
+    topologies = parse_topologies(args.topology)
+    rings = parse_list(args.rings, int, "--rings", 1)
+    works = parse_list(args.work_ns_per_kib, int, "--work-ns-per-kib", 0)
+    rates = parse_list(args.rate, float, "--rate", 0)
+    probes = parse_probes(args.probes)
+    if args.interval <= 0:
+        raise UsageError("--interval must be > 0")
+    backend = resolve_backend(args, in_lab or bool(args.kernel))
+    specs = build_plan(topologies, rings, works, rates, args.duration, args.repeat)
+    typed = guest.guest_argv(args, args.record_parser, {"record_parser", "func"})
+    opts = record.RecordOptions(
+        topologies=topologies, rings=rings, works=works, rates=rates, duration_s=args.duration,
+        repeat=args.repeat, backend=backend, probes=probes, name=args.name, out=args.out,
+        sender=args.sender, interval_s=args.interval, command_line=record.command_line(["record", *typed]),
+        quiet=args.quiet)
+    if args.kernel:
+        if in_lab:
+            raise UsageError("--kernel: already inside the kernel lab guest")
+        if any(mod.make_collectors(args) for mod in plugins.plugin_modules()):
+            opts.notes.append("plug-in collectors (perf) do not run inside the lab guest")
+        dest = (args.out or dataset.default_root()) / record.dataset_name(opts, "lab")
+        if dest.exists():
+            raise UsageError(f"{dest} already exists; choose another --name")
+        try:
+            path = guest.record_in_lab(args.kernel, opts, dest, len(specs))
+        except KeyboardInterrupt:
+            print(f"record: interrupted; the lab guest was stopped; partial dataset (if any) in {dest}",
+                  file=sys.stderr)
+            return 130
+        print(path)
+        return 0
+    opts.collectors = [c for mod in plugins.plugin_modules() for c in mod.make_collectors(args)]
+    try:
+        path = record.record(opts)
+    except KeyboardInterrupt as exc:
+        return 128 + getattr(exc, "signum", 2)
+    print(path)
+    return 0

@@ -1,0 +1,293 @@
+"""The whole recording: plan, set up once (namespace, probes, plug-ins), run, write, clean up.
+
+Signals: the first SIGINT or SIGTERM stops the run in progress (its load generators print their
+summaries), writes what was measured, marks the dataset ``complete: false`` and undoes every
+set-up step through one ExitStack; further signals are ignored while that happens (it is bounded
+by the runner's timeouts). Writes to the dataset run with SIGINT/SIGTERM blocked so a table is
+never left half-written.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zcrxprof import __version__
+from zcrxprof.collect import plugins
+from zcrxprof.collect.plan import RunSpec, build_plan
+from zcrxprof.collect.probeset import ProbeSet, auto_tools
+from zcrxprof.collect.progress import Progress
+from zcrxprof.collect.runner import Placement, RunRecorder, RunSetup, signals_deferred
+from zcrxprof.errors import UsageError, ZcrxprofError
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+LOCAL_HOST = "127.0.0.1"
+
+
+@dataclass
+class RecordOptions:
+    """A recording as requested on the command line (already validated)."""
+
+    topologies: list[str]
+    rings: list[int]
+    works: list[float]
+    rates: list[float]
+    duration_s: float
+    repeat: int
+    backend: str
+    probes: list[str]
+    name: str | None
+    out: Path | None
+    sender: str = "netns"                 # netns | local
+    interval_s: float = 1.0
+    command_line: str = ""
+    collectors: list = field(default_factory=list)   # plug-in RunCollectors
+    quiet: bool = False
+    notes: list = field(default_factory=list)        # remarks for the dataset's metadata
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def lab_accelerator() -> str:
+    """Inside the lab guest: ``kvm`` when the kvm clock is offered, else ``tcg``; empty on the host."""
+    if not os.environ.get("ZCRXPROF_LAB"):
+        return ""
+    try:
+        clocks = Path("/sys/devices/system/clocksource/clocksource0/available_clocksource").read_text()
+    except OSError:
+        clocks = ""
+    return "kvm" if "kvm-clock" in clocks else "tcg"
+
+
+def machine_info() -> dict:
+    """CPU model, cores, memory, kernel and host name of the machine the runs execute on."""
+    model = ""
+    try:
+        model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                      if l.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines()
+                       if l.startswith("MemTotal:"))) * 1024
+    except (OSError, StopIteration):
+        pass
+    return {"cpu_model": model or platform.processor(), "cores": os.cpu_count(), "memory_bytes": mem,
+            "kernel": os.uname().release, "hostname": socket.gethostname(), "arch": platform.machine(),
+            "loadavg_at_start": list(os.getloadavg())}
+
+
+def git_sha() -> str | None:
+    """The checkout's commit (with ``-dirty`` when the tree has changes), None outside git."""
+    try:
+        sha = subprocess.run(["git", "-C", str(PROJECT_DIR), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(PROJECT_DIR), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def dataset_name(opts: RecordOptions, place: str) -> str:
+    """The given ``--name`` (checked) or ``<UTC timestamp>-<backend>-<place>``."""
+    if opts.name:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", opts.name):
+            raise UsageError(f"--name {opts.name!r}: use letters, digits, '.', '_' and '-'")
+        return opts.name
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{opts.backend}-{place}"
+
+
+def loadgen_binary() -> str:
+    """Path of the load generator (rebuilt by make when stale, except inside the lab guest)."""
+    from zcrxprof import loadgen
+    return str(loadgen.binary(build=not os.environ.get("ZCRXPROF_LAB")))
+
+
+class Interrupted(KeyboardInterrupt):
+    """The recording was stopped by a signal; ``signum`` says which (exit status 128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class SignalStop:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored (clean-up runs)."""
+
+    def __init__(self) -> None:
+        self.fired: list[int] = []
+        self.old: dict = {}
+
+    def handler(self, signum, frame) -> None:
+        """The first signal interrupts the recording; later ones are ignored."""
+        if not self.fired:
+            self.fired.append(signum)
+            raise KeyboardInterrupt
+
+    def install(self) -> None:
+        """(Re)install the handler, e.g. after a context manager replaced it with its own."""
+        for s in (signal.SIGINT, signal.SIGTERM):
+            prev = signal.signal(s, self.handler)
+            self.old.setdefault(s, prev)
+
+    def ignore_from_now(self) -> None:
+        """Clean-up has begun: ignore further signals."""
+        self.fired.append(0)
+
+    def __enter__(self) -> "SignalStop":
+        self.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+
+def placement(stack: contextlib.ExitStack, sender: str, stop: SignalStop | None = None) -> Placement:
+    """Sender placement: its own namespace joined by veth (created now, removed by ``stack``) or local."""
+    if sender == "local":
+        return Placement(LOCAL_HOST, LOCAL_HOST, [], "local")
+    from zcrxprof import netns
+    pair = stack.enter_context(netns.sender_netns())
+    if stop is not None:
+        stop.install()   # sender_netns turns SIGTERM into SystemExit; ours cleans up the same way
+    return Placement(pair.host_addr, pair.host_addr, pair.exec_prefix(), "netns")
+
+
+def record(opts: RecordOptions, writer_class=None) -> Path:
+    """Record the dataset; returns its directory (also when interrupted: then it is partial).
+
+    ``writer_class`` defaults to the parquet DatasetWriter; the lab guest passes the JSON
+    SpoolWriter (same methods) because loading pandas under TCG takes minutes.
+    """
+    if writer_class is None:
+        from zcrxprof.dataset import DatasetWriter as writer_class
+    place = "lab" if os.environ.get("ZCRXPROF_LAB") else "host"
+    accel = lab_accelerator()
+    kernel = os.uname().release
+    specs = build_plan(opts.topologies, opts.rings, opts.works, opts.rates, opts.duration_s, opts.repeat)
+    binary = loadgen_binary()
+    if opts.out:
+        root = Path(opts.out)
+    else:
+        from zcrxprof.dataset import default_root
+        root = default_root()
+    path = root / dataset_name(opts, place)
+    progress = Progress(len(specs), label=f"{opts.backend} backend, {place} {kernel}")
+    if opts.quiet:
+        progress.stream = open(os.devnull, "w")
+    metadata = {
+        "created": utc_now(), "zcrxprof": {"version": __version__, "git_sha": git_sha()},
+        "command_line": opts.command_line, "machine": machine_info(),
+        "place": {"where": place, "accelerator": accel or None, "kernel": kernel},
+        "backend": opts.backend, "nic": None, "emulated": [], "probes": [],
+        "plan": {"topologies": opts.topologies, "rings": opts.rings, "work_ns_per_kib": opts.works,
+                 "rate_gbit_s": opts.rates, "duration_s": opts.duration_s, "repeat": opts.repeat,
+                 "interval_s": opts.interval_s, "sender": opts.sender, "runs": len(specs)},
+        "versions": _versions(), "notes": list(opts.notes),
+    }
+    if accel == "tcg":
+        metadata["emulated"].append("tcg guest (timing emulated)")
+    interrupted = False
+    writer = None
+    with SignalStop() as stop, contextlib.ExitStack() as stack:
+        try:
+            with signals_deferred():
+                writer = writer_class(path, metadata)
+            progress.message(f"dataset {path} ({len(specs)} runs, {opts.backend} backend, {place} {kernel})")
+            where = placement(stack, opts.sender, stop)
+            probes = None
+            tools = opts.probes
+            if tools == ["auto"]:
+                tools, notes = auto_tools()
+                with signals_deferred():
+                    writer.update_metadata(notes=writer.metadata["notes"] + notes)
+            if tools:
+                probes = stack.enter_context(ProbeSet(tools))
+                report = probes.attach()
+                attached = sum(r["status"] == "attached" for r in report)
+                progress.message(f"probes: {attached} of {len(report)} probe points attached")
+                with signals_deferred():
+                    writer.update_metadata(probes=report, versions={**writer.metadata["versions"],
+                                                                    "probe_headers": probes.headers})
+            for c in opts.collectors:
+                stack.callback(c.close)
+            setup = RunSetup(binary, opts.backend, where,
+                             {"kernel": kernel, "place": place, "accelerator": accel}, opts.interval_s)
+            for i, spec in enumerate(specs, 1):
+                progress.start_run(i, spec.label())
+                outcome = RunRecorder(spec, setup, probes, opts.collectors, progress).run()
+                with signals_deferred():
+                    writer.add_run(outcome.tables)
+                    _merge_metadata(writer, outcome, spec)
+                progress.end_run(outcome.status, outcome.gbit_s)
+                if outcome.interrupted:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            interrupted = True
+        except SystemExit as exc:   # sender_netns' own SIGTERM handler, before ours was back
+            interrupted = True
+            if not stop.fired and isinstance(exc.code, int) and exc.code > 128:
+                stop.fired.append(exc.code - 128)
+        finally:
+            stop.ignore_from_now()   # the clean-up here and in the ExitStack must finish
+            progress.close()
+            if writer is not None:
+                with signals_deferred():
+                    writer.close(complete=not interrupted and writer.metadata["runs_done"] == len(specs),
+                                 finished=utc_now())
+    if interrupted:
+        done = writer.metadata["runs_done"] if writer else 0
+        progress.message(f"interrupted: {done} of {len(specs)} runs on disk in {path} (complete: false)")
+        raise Interrupted(next((s for s in stop.fired if s), signal.SIGINT))
+    return path
+
+
+def _merge_metadata(writer, outcome, spec: RunSpec) -> None:
+    meta = writer.metadata
+    emulated = list(meta.get("emulated") or [])
+    for tok in outcome.tables["runs"][0]["emulated"].split("; "):
+        if tok and tok not in emulated:
+            emulated.append(tok)
+    notes = list(meta.get("notes") or []) + outcome.notes + list(outcome.metadata.get("notes") or [])
+    versions = {**(meta.get("versions") or {}), **(outcome.metadata.get("versions") or {})}
+    extra = {k: v for k, v in outcome.metadata.items() if k not in ("notes", "versions")}
+    if meta.get("first_sample_at") is None and outcome.first_sample_at is not None:
+        extra["first_sample_at"] = dt.datetime.fromtimestamp(outcome.first_sample_at, dt.timezone.utc).isoformat()
+    writer.update_metadata(emulated=emulated, notes=list(dict.fromkeys(notes)), versions=versions, **extra)
+
+
+def _versions() -> dict:
+    """External versions: liburing and uapi headers the load generator was built with, Python."""
+    out = {"python": platform.python_version()}
+    stamp = PROJECT_DIR / ".build" / "sysroot" / ".versions"
+    try:
+        for line in stamp.read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                out[k.strip()] = v.strip()
+    except OSError:
+        pass
+    return out
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed, shell-quoted."""
+    return shlex.join(["zcrxprof"] + argv)

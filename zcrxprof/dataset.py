@@ -1,0 +1,250 @@
+"""Dataset I/O: write tables atomically run by run, read them back, validate, list datasets.
+
+Layout (columns in zcrxprof/schema.py, documented in docs/dataset.md)::
+
+    datasets/<name>/metadata.json
+    datasets/<name>/<table>.parquet      one per table in schema.TABLES, always present
+
+``DatasetWriter.add_run`` rewrites each table file through a temporary file and a rename, then
+``metadata.json`` the same way, so a crash or signal between runs never leaves a half-written table,
+and ``complete`` stays false until ``close(complete=True)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zcrxprof import schema
+from zcrxprof.errors import UsageError, ZcrxprofError
+
+METADATA = "metadata.json"
+
+
+def default_root() -> Path:
+    """Where datasets live: $ZCRXPROF_DATASETS, else the checkout's datasets/, else ./datasets."""
+    env = os.environ.get("ZCRXPROF_DATASETS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1] / "datasets"
+    return repo if repo.is_dir() else Path("datasets")
+
+
+def _staged_write(path: Path, write) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path`` (fsynced); returns the temporary.
+
+    On failure the temporary is removed; a full or read-only disk becomes a ZcrxprofError.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ZcrxprofError(f"cannot write {path}: {exc.strerror}") from None
+    os.fchmod(fd, 0o644)    # mkstemp's 0600 would hide the dataset from other users
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ZcrxprofError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return Path(tmp)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename the result over ``path`` (same directory, fsynced)."""
+    os.replace(_staged_write(path, write), path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
+
+
+def write_table(directory: Path, table: str, frame: pd.DataFrame) -> None:
+    """Write one table (conformed to the schema) to ``directory/<table>.parquet`` atomically."""
+    frame = schema.conform(table, frame)
+    _atomic_write(directory / f"{table}.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+class DatasetWriter:
+    """Creates a dataset directory and appends runs to it, each append atomic per table."""
+
+    def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
+        """Create ``path`` (must not hold a dataset yet) with empty tables and ``complete: false``."""
+        self.path = Path(path)
+        if (self.path / METADATA).exists():
+            raise UsageError(f"{self.path} already holds a dataset; choose another --name")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            # claim the name: of two recordings started at once with one name, only one creates this
+            os.close(os.open(self.path / METADATA, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            raise UsageError(f"{self.path} already holds a dataset; choose another --name") from None
+        except OSError as exc:
+            raise ZcrxprofError(f"cannot create dataset {self.path}: {exc.strerror}") from None
+        self.metadata = {key: None for key in schema.METADATA_KEYS}
+        self.metadata.update(schema_version=schema.SCHEMA_VERSION, name=self.path.name, complete=False,
+                             runs_done=0, notes=[])
+        self.metadata.update(metadata)
+        self._frames: dict[str, list[pd.DataFrame]] = {t: [] for t in schema.TABLES}
+        try:
+            for table in schema.TABLES:
+                write_table(self.path, table, schema.empty_frame(table))
+            write_json(self.path / METADATA, self.metadata)
+        except BaseException:   # e.g. a full disk: leave no half-made dataset behind
+            for name in [*(f"{t}.parquet" for t in schema.TABLES), METADATA]:
+                (self.path / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+            raise
+
+    def add_run(self, tables: dict[str, pd.DataFrame | list[dict]]) -> None:
+        """Append one run's rows (table name → frame or list of row dicts), rewrite those tables, then metadata."""
+        unknown = set(tables) - set(schema.TABLES)
+        if unknown:
+            raise ZcrxprofError(f"unknown dataset table(s): {', '.join(sorted(unknown))}")
+        # every table is written to a temporary first and renamed only once all were written, so a
+        # failure (disk full) leaves the earlier runs on disk, consistent, and the run absent
+        staged: dict[str, tuple[pd.DataFrame, Path]] = {}
+        try:
+            for table, frame in tables.items():
+                if isinstance(frame, list):
+                    frame = pd.DataFrame(frame)
+                if frame is None or frame.empty:
+                    continue
+                frame = schema.conform(table, frame)
+                whole = schema.conform(table, pd.concat(self._frames[table] + [frame], ignore_index=True))
+                staged[table] = (frame, _staged_write(self.path / f"{table}.parquet",
+                                                      lambda tmp, w=whole: w.to_parquet(tmp, index=False)))
+        except BaseException:
+            for _, tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+            raise
+        for table, (frame, tmp) in staged.items():
+            os.replace(tmp, self.path / f"{table}.parquet")
+            self._frames[table].append(frame)
+        self.metadata["runs_done"] = sum(len(f) for f in self._frames["runs"])
+        write_json(self.path / METADATA, self.metadata)
+
+    def update_metadata(self, **fields: Any) -> None:
+        """Set metadata keys and rewrite metadata.json atomically."""
+        self.metadata.update(fields)
+        write_json(self.path / METADATA, self.metadata)
+
+    def close(self, complete: bool, finished: str) -> None:
+        """Mark the recording ended (``finished``: ISO UTC time), complete or partial."""
+        self.update_metadata(complete=bool(complete), finished=finished)
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: its directory, metadata and every table as a DataFrame."""
+
+    path: Path
+    metadata: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        """The named table (``ds["runs"]``)."""
+        return self.tables[table]
+
+    @property
+    def name(self) -> str:
+        """The dataset's name (its directory name)."""
+        return self.path.name
+
+
+def resolve(name_or_path: str | Path, root: Path | None = None) -> Path:
+    """A dataset directory from a path or a name under ``root``; UsageError if there is none."""
+    p = Path(name_or_path)
+    for cand in (p, (root or default_root()) / p):
+        if (cand / METADATA).is_file():
+            return cand
+    raise UsageError(f"no dataset at {name_or_path} (no {METADATA}); `zcrxprof ls` lists datasets")
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """metadata.json of the dataset at ``path``; ZcrxprofError if unreadable."""
+    try:
+        return json.loads((Path(path) / METADATA).read_text())
+    except (OSError, ValueError) as exc:
+        raise ZcrxprofError(f"cannot read {Path(path) / METADATA}: {exc}") from None
+
+
+def read_table(path: Path, table: str) -> pd.DataFrame:
+    """One table of the dataset at ``path``, in schema dtypes (empty frame if the file is absent)."""
+    if table not in schema.TABLES:
+        raise UsageError(f"unknown table {table}; tables: {', '.join(schema.TABLES)}")
+    f = Path(path) / f"{table}.parquet"
+    if not f.exists():
+        return schema.empty_frame(table)
+    try:
+        frame = pd.read_parquet(f)
+    except Exception as exc:  # pyarrow raises several kinds for a damaged file
+        raise ZcrxprofError(f"cannot read {f}: {exc}") from None
+    return schema.conform(table, frame) if not schema.check_frame(table, frame) else frame
+
+
+def load(name_or_path: str | Path, root: Path | None = None) -> Dataset:
+    """Load a dataset (by path, or by name under ``root``) with all its tables."""
+    path = resolve(name_or_path, root)
+    return Dataset(path, read_metadata(path), {t: read_table(path, t) for t in schema.TABLES})
+
+
+def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
+    """Every way the dataset departs from the schema (empty list when it is valid)."""
+    path = resolve(name_or_path, root)
+    meta = read_metadata(path)
+    problems = [f"metadata: key {k} missing" for k in schema.METADATA_KEYS if k not in meta]
+    if meta.get("schema_version") != schema.SCHEMA_VERSION:
+        problems.append(f"metadata: schema_version {meta.get('schema_version')}, expected {schema.SCHEMA_VERSION}")
+    frames = {}
+    for table in schema.TABLES:
+        f = path / f"{table}.parquet"
+        if not f.exists():
+            problems.append(f"{table}: file {f.name} missing")
+            continue
+        frames[table] = pd.read_parquet(f)
+        problems += schema.check_frame(table, frames[table])
+    runs = frames.get("runs")
+    if runs is not None and "run_id" in runs.columns:
+        ids = set(runs["run_id"])
+        if len(ids) != len(runs):
+            problems.append("runs: run_id not unique")
+        if meta.get("runs_done") != len(runs):
+            problems.append(f"metadata: runs_done {meta.get('runs_done')} but runs has {len(runs)} rows")
+        for table, frame in frames.items():
+            if "run_id" in frame.columns and not set(frame["run_id"]) <= ids:
+                problems.append(f"{table}: run_id not in runs")
+        if "zero_copy" in runs.columns and "backend" in runs.columns:
+            if (runs["zero_copy"] & (runs["backend"] != "zcrx")).any():
+                problems.append("runs: zero_copy true for a backend other than zcrx")
+    return problems
+
+
+def list_datasets(root: Path | None = None) -> list[dict[str, Any]]:
+    """One summary per dataset under ``root``: name, created, topologies, backend, place, runs, complete."""
+    root = root or default_root()
+    out = []
+    for meta_file in sorted(Path(root).glob(f"*/{METADATA}")):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        plan = meta.get("plan") or {}
+        place = meta.get("place") or {}
+        out.append({"name": meta_file.parent.name, "path": str(meta_file.parent),
+                    "created": meta.get("created"), "topologies": plan.get("topologies") or [],
+                    "backend": meta.get("backend"), "where": place.get("where"),
+                    "kernel": place.get("kernel"), "runs": meta.get("runs_done"),
+                    "planned": plan.get("runs"), "complete": bool(meta.get("complete"))})
+    return out

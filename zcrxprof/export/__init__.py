@@ -1,0 +1,1 @@
+"""Exports of datasets to other tools' formats (pyperf)."""

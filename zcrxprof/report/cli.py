@@ -1,0 +1,29 @@
+"""`zcrxprof report DATASET… [-o FILE]`: one self-contained HTML file (no network, no script)."""
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = """\
+examples:
+  zcrxprof report datasets/NAME                 # writes datasets/NAME.report.html
+  zcrxprof report NAME1 NAME2 -o compare.html   # several datasets in one report
+"""
+
+
+def register(subparsers) -> None:
+    """Add the ``report`` subcommand."""
+    p = subparsers.add_parser("report", help="write a self-contained HTML report of datasets",
+                              description=__doc__, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("datasets", nargs="+", metavar="DATASET", help="dataset directory or name under datasets/")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="output file (default: next to the first dataset, NAME.report.html)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report and print its path."""
+    from zcrxprof.report import write
+
+    print(write(args.datasets, args.output))
+    return 0
