@@ -77,6 +77,10 @@ static void pool_fini(struct copy_pool *p)
 
 static int copy_check(const struct lg_config *cfg, struct lg_error *err)
 {
+	if (cfg->ifname || cfg->queue >= 0 || cfg->setup_nic) {
+		lg_error_set(err, NULL, 0, "--ifname/--queue/--setup-nic go with --backend zcrx, not copy");
+		return -1;
+	}
 	if ((uint64_t)cfg->bufs * cfg->buf_size > (16ULL << 30)) {
 		lg_error_set(err, NULL, 0, "--bufs x --buf-size exceeds 16 GiB per pool");
 		return -1;

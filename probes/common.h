@@ -8,6 +8,10 @@
  */
 #include <uapi/linux/ptrace.h>
 
+/* A tracepoint program's return value decides whether perf and ftrace still record the event:
+ * 0 would silently zero `perf stat -e sched:sched_switch` machine-wide while a probe runs. */
+#define TP_PASS 1
+
 #define FILTER_TGID 1   /* count only threads whose process is in target_tgids */
 #define FILTER_TID  2   /* count only threads in target_tids */
 

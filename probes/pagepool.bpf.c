@@ -16,7 +16,7 @@ TRACEPOINT_PROBE(page_pool, page_pool_state_hold)
 {
     if (traced_current())
         count(current_tid(), M_HOLDS, 1);
-    return 0;
+    return TP_PASS;
 }
 #endif
 
@@ -25,7 +25,7 @@ TRACEPOINT_PROBE(page_pool, page_pool_state_release)
 {
     if (traced_current())
         count(current_tid(), M_RELEASES, 1);
-    return 0;
+    return TP_PASS;
 }
 #endif
 
@@ -37,7 +37,7 @@ TRACEPOINT_PROBE(napi, napi_poll)
     struct counters *c;
 
     if (!traced_current())
-        return 0;
+        return TP_PASS;
     c = counters_of(tid);
     add(c, M_POLLS, 1);
     if (work > 0)
@@ -45,6 +45,6 @@ TRACEPOINT_PROBE(napi, napi_poll)
     if (work >= budget)
         add(c, M_POLL_FULL, 1);
     hist(tid, H_POLL_WORK, work > 0 ? work : 0);
-    return 0;
+    return TP_PASS;
 }
 #endif

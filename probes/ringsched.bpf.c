@@ -45,10 +45,10 @@ static __always_inline int on_wakeup(u32 tid)
     struct thread_state *st = threads.lookup(&tid);
 
     if (!st || !traced_thread(st, tid))
-        return 0;
+        return TP_PASS;
     add(&st->c, M_WAKEUPS, 1);
     st->woken_at = bpf_ktime_get_ns();
-    return 0;
+    return TP_PASS;
 }
 
 #ifdef HAVE_TP_sched__sched_switch
@@ -85,7 +85,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
             st->oncpu_at = now;
         }
     }
-    return 0;
+    return TP_PASS;
 }
 #endif
 
@@ -105,6 +105,6 @@ TRACEPOINT_PROBE(sched, sched_migrate_task)
 
     if (st && traced_thread(st, tid))
         add(&st->c, M_MIGRATIONS, 1);
-    return 0;
+    return TP_PASS;
 }
 #endif

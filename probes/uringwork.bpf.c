@@ -29,14 +29,14 @@ TRACEPOINT_PROBE(io_uring, io_uring_local_work_run)
     struct counters *c;
 
     if (!traced_current())
-        return 0;
+        return TP_PASS;
     c = counters_of(tid);
     add(c, M_LOCAL_RUNS, 1);
     if (items > 0)
         add(c, M_LOCAL_ITEMS, items);
     add(c, M_LOCAL_LOOPS, loops);
     hist(tid, H_LOCAL_ITEMS, items > 0 ? items : 0);
-    return 0;
+    return TP_PASS;
 }
 #endif
 
@@ -50,14 +50,14 @@ TRACEPOINT_PROBE(io_uring, io_uring_task_work_run)
     struct counters *c;
 
     if (!traced_current())
-        return 0;
+        return TP_PASS;
     c = counters_of(current_tid());
     add(c, M_TASK_RUNS, 1);
     add(c, M_TASK_ITEMS, items);
 #ifdef HAVE_FIELD_io_uring_task_work_run_loops
     add(c, M_TASK_LOOPS, loops);
 #endif
-    return 0;
+    return TP_PASS;
 }
 #endif
 
@@ -66,7 +66,7 @@ TRACEPOINT_PROBE(io_uring, io_uring_cqe_overflow)
 {
     if (traced_current())
         count(current_tid(), M_CQE_OVERFLOWS, 1);
-    return 0;
+    return TP_PASS;
 }
 #endif
 
@@ -79,6 +79,6 @@ TRACEPOINT_PROBE(io_uring, io_uring_register)
 
     if (traced_current())
         registers.atomic_increment(key);
-    return 0;
+    return TP_PASS;
 }
 #endif

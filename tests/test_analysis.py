@@ -5,16 +5,26 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from zcrxprof import schema
+from zcrxprof import dataset, schema
 from zcrxprof.analysis import cache, capacity, label, load, per_run, pick, refill, saturation, switches, verdict
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 
-@pytest.fixture(scope="module")
-def host_path():
-    return pick("host")
+HOST_DATASETS = sorted(d["path"] for d in dataset.list_datasets() if d["where"] == "host" and d["complete"])
+
+
+@pytest.fixture(scope="module", params=HOST_DATASETS, ids=lambda p: p.rsplit("/", 1)[-1])
+def host_path(request):
+    return request.param
+
+
+def test_a_committed_host_dataset_exists_and_pick_finds_the_newest():
+    assert HOST_DATASETS, "no complete host dataset committed under datasets/"
+    newest = max(dataset.list_datasets(), key=lambda d: (d["where"] == "host" and d["complete"], d["created"] or ""))
+    assert str(pick("host")) == newest["path"]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +57,16 @@ def test_load_rejects_what_is_not_a_dataset(tmp_path, host_path):
     meta = json.loads((copy / "metadata.json").read_text())
     meta["schema_version"] = 999
     (copy / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(ZcrxprofError, match="schema version 999"):
+    with pytest.raises(ZcrxprofError, match="schema version 999 is newer"):
         load(copy)
+    foreign = tmp_path / "foreign"
+    shutil.copytree(host_path, foreign)
+    pd.DataFrame({"x": [1.0]}).to_parquet(foreign / "runs.parquet", index=False)
+    with pytest.raises(ZcrxprofError, match="not a zcrxprof runs table"):
+        load(foreign)
+    (foreign / "runs.parquet").unlink()
+    with pytest.raises(ZcrxprofError, match="runs.parquet missing"):
+        load(foreign)
 
 
 def test_label_names_backend_kernel_machine_and_timing(frames):
@@ -75,8 +93,9 @@ def test_per_run_costs_follow_from_the_thread_totals(frames, runs):
 def test_throughput_summary_matches_the_runs(runs):
     tp = saturation.throughput(runs)
     for _, row in tp.iterrows():
-        sel = runs[(runs["topology"] == row["topology"]) & (runs["rings"] == row["rings"]) &
-                   (runs["work_ns_per_kib"] == row["work_ns_per_kib"]) & (runs["rate_gbit_s"] == row["rate_gbit_s"])]
+        sel = runs[(runs["topology"] == row["topology"]) & (runs["rings"] == row["rings"])
+                   & (runs["workers"] == row["workers"]) & (runs["work_ns_per_kib"] == row["work_ns_per_kib"])
+                   & (runs["rate_gbit_s"] == row["rate_gbit_s"])]
         assert row["median"] == pytest.approx(sel["gbit_s"].median())
         assert row["ci_lo"] <= row["median"] <= row["ci_hi"]
         assert row["n"] == len(sel)

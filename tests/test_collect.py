@@ -146,7 +146,7 @@ def test_sigint_mid_run_leaves_a_partial_dataset_and_nothing_behind(tmp_path, le
     progs = _bpf_prog_ids(p.pid)
     assert kids and progs, "the second run and the probe should be live"
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     meta = _meta(path)
     assert meta["complete"] is False and meta["finished"]
@@ -164,7 +164,7 @@ def test_sigterm_during_setup_leaves_nothing(tmp_path, leftovers):
     while not (tmp_path / "early" / "metadata.json").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     p.send_signal(signal.SIGTERM)                     # namespace and probe set-up in progress
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=120)
     assert p.returncode == 128 + signal.SIGTERM, err
     assert "interrupted: 0 of 1 runs on disk" in err
     meta = _meta(tmp_path / "early")
@@ -209,7 +209,7 @@ def test_a_dead_load_generator_fails_its_run_and_recording_goes_on(tmp_path, lef
 ])
 def test_bad_arguments_are_one_line_exit_2(tmp_path, args, words):
     p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--out", str(tmp_path), *args],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], p.stderr
@@ -226,3 +226,39 @@ def test_plan_interleaves_topologies_and_runs_single_once_per_sweep_point():
                      ("workers", 1, 2, 500), ("shared-ifq", 2, 0, 500)]
     assert [s.run_id for s in specs] == list(range(len(specs))) and len(specs) == 2 * len(first)
     assert all(s.connections == max(s.rings, s.workers) for s in specs)
+
+
+@pytest.fixture
+def world_writable_dir():
+    """A directory an unprivileged user can write to (pytest's tmp_path is root-only)."""
+    import shutil
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="zcrxprof-test-", dir="/tmp"))
+    d.chmod(0o777)
+    yield d
+    shutil.rmtree(d)
+
+
+def _as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                           "zcrxprof", "record", "--topology", "single", "--duration", "1", "--repeat", "1",
+                           "--no-perf", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_a_set_up_failure_is_one_line_and_leaves_no_empty_dataset(world_writable_dir):
+    out = world_writable_dir
+    p = _as_nobody("--out", str(out), "--name", "nobody", cwd=out)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == "zcrxprof: error: netns: creating network namespaces needs root"
+    assert "Traceback" not in p.stderr
+    assert not (out / "nobody").exists()
+
+
+def test_an_unwritable_output_directory_is_one_line(world_writable_dir):
+    out = world_writable_dir / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    p = _as_nobody("--out", str(out), cwd=world_writable_dir)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert p.stderr.startswith("zcrxprof: error: cannot")

@@ -112,7 +112,7 @@ def test_writer_refuses_an_existing_dataset(tmp_path):
 
 def test_show_of_unknown_dataset_is_one_line_exit_2(tmp_path):
     p = subprocess.run([sys.executable, "-m", "zcrxprof", "show", "no-such-dataset", "--root", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and "no dataset" in p.stderr
 
@@ -121,7 +121,7 @@ def test_ls_lists_partial_datasets_as_partial(tmp_path):
     w = dataset.DatasetWriter(tmp_path / "half", {"backend": "copy", "plan": {"topologies": ["single"], "runs": 3}})
     w.add_run(_run_rows(0))
     p = subprocess.run([sys.executable, "-m", "zcrxprof", "ls", "--root", str(tmp_path), "--json"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     (item,) = [json.loads(line) for line in p.stdout.splitlines()]
     assert (item["name"], item["runs"], item["planned"], item["complete"]) == ("half", 1, 3, False)

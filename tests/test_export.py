@@ -8,7 +8,12 @@ import sys
 import pyperf
 import pytest
 
-from zcrxprof.analysis import load, per_run, pick
+from zcrxprof import dataset
+from zcrxprof.analysis import load, per_run
+from zcrxprof.export.pyperf_export import benchmark_name
+
+HOST = dataset.resolve("host-copy-4topo")
+LAB = dataset.resolve("lab-nodev-4topo-kprobes")
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -18,39 +23,33 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "a.json"
-    proc = run("-m", "zcrxprof", "export", "--pyperf", str(out), str(pick("host")))
+    proc = run("-m", "zcrxprof", "export", "--pyperf", str(out), str(HOST))
     assert proc.returncode == 0, proc.stderr
     return out
 
 
 def test_suite_holds_one_value_per_run_equal_to_its_cost(exported):
     suite = pyperf.BenchmarkSuite.load(str(exported))
-    runs = per_run(load(pick("host")))
+    runs = per_run(load(HOST))
     benches = {b.get_name(): b for b in suite.get_benchmarks()}
-    topologies = set(runs["topology"])
-    assert {b.get_metadata()["topology"] for b in benches.values()} == topologies
-    for topo in topologies:
-        sel = runs[runs["topology"] == topo]
-        name = next(n for n in benches if n.startswith(topo + " ") and n.endswith("time per byte")
-                    and f"work={sel['work_ns_per_kib'].iloc[0]:g}ns/KiB" in n)
-        b = benches[name]
+    assert {b.get_metadata()["topology"] for b in benches.values()} == set(runs["topology"])
+    for _, row in runs.iterrows():
+        b = benches[benchmark_name(row, "time per byte")]
         meta = b.get_metadata()
-        assert meta["backend"] == sel["backend"].iloc[0] and meta["unit"] == "second"
-        cfg = sel[sel["work_ns_per_kib"] == sel["work_ns_per_kib"].iloc[0]]
-        cfg = cfg[cfg["rings"] == cfg["rings"].iloc[0]] if topo != "workers" else cfg
-        assert sorted(b.get_values()) == pytest.approx(sorted(8e-9 / cfg["gbit_s"]))
+        assert (meta["topology"], meta["backend"], meta["unit"]) == (row["topology"], row["backend"], "second")
+        assert meta["zero_copy"] == "false"
+        assert any(v == pytest.approx(8e-9 / row["gbit_s"]) for v in b.get_values())
+        cpu = benches[benchmark_name(row, "CPU per GB")]
+        assert any(v == pytest.approx(row["cpu_s_per_gb_user"] + row["cpu_s_per_gb_sys"]) for v in cpu.get_values())
+    assert sum(len(b.get_values()) for b in benches.values()) == 2 * len(runs)
     assert all(v > 0 for b in benches.values() for v in b.get_values())
-    assert any(n.endswith("CPU per GB") for n in benches)
 
 
 def test_compare_to_reads_two_exports(exported, tmp_path):
-    # two exports of different datasets when there are two, else the same one twice
+    # the host recording against the lab one: same benchmark names where topology and configuration
+    # agree, different backend in the metadata
     other = tmp_path / "b.json"
-    try:
-        second = pick("lab")
-    except Exception:
-        second = pick("host")
-    proc = run("-m", "zcrxprof", "export", "--pyperf", str(other), str(second))
+    proc = run("-m", "zcrxprof", "export", "--pyperf", str(other), str(LAB))
     assert proc.returncode == 0, proc.stderr
     proc = run("-m", "pyperf", "compare_to", str(exported), str(other), "--table")
     assert proc.returncode == 0, proc.stderr
@@ -75,5 +74,5 @@ def test_compare_to_shows_a_real_difference(exported, tmp_path):
 def test_export_errors_are_one_line(tmp_path):
     proc = run("-m", "zcrxprof", "export", "--pyperf", str(tmp_path / "x.json"), str(tmp_path / "none"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    proc = run("-m", "zcrxprof", "export", str(pick("host")))
+    proc = run("-m", "zcrxprof", "export", str(HOST))
     assert proc.returncode == 2 and "--pyperf" in proc.stderr

@@ -8,7 +8,7 @@ import nbformat
 import papermill
 import pytest
 
-from zcrxprof.analysis import pick
+from zcrxprof import dataset
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["01-cover-letter-motivation.ipynb", "02-topology-comparison.ipynb", "03-kernel-view.ipynb"]
@@ -26,13 +26,13 @@ def test_committed_without_outputs_and_with_a_parameters_cell(name):
     assert any("assert " in c.source for c in nb.cells if c.cell_type == "code"), "no verdict assertion"
 
 
-@pytest.mark.parametrize("name,where,probes", [
-    ("01-cover-letter-motivation.ipynb", "host", False),
-    ("02-topology-comparison.ipynb", "host", False),
-    ("03-kernel-view.ipynb", "lab", True),
+@pytest.mark.parametrize("name,data", [
+    ("01-cover-letter-motivation.ipynb", "host-copy-4topo"),
+    ("02-topology-comparison.ipynb", "host-copy-4topo"),
+    ("03-kernel-view.ipynb", "lab-nodev-4topo-kprobes"),
 ])
-def test_executes_against_the_committed_dataset(name, where, probes, tmp_path):
-    path = pick(where, with_probes=probes)
+def test_executes_against_the_committed_dataset(name, data, tmp_path):
+    path = dataset.resolve(data)
     out = tmp_path / name
     papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters={"dataset": str(path)},
                                cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
@@ -55,7 +55,7 @@ def test_a_verdict_cell_fails_when_the_data_contradicts_it(tmp_path):
 
     import pandas as pd
 
-    src = pick("host")
+    src = dataset.resolve("host-copy-4topo")
     bad = tmp_path / "contradiction"
     shutil.copytree(src, bad)
     runs = pd.read_parquet(bad / "runs.parquet")

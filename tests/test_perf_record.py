@@ -62,7 +62,8 @@ def test_sched_switch_counts_agree_with_proc(recorded):
     checked = 0
     for (run_id, thread), rows in counters[counters["thread"].str.match(r"^(?:rx|worker)\d")].groupby(["run_id", "thread"]):
         sw = rows[rows["event"] == "sched:sched_switch"]
-        assert (sw["status"] == "counted").all()
+        # (`suppressed` here means another process had a BPF program returning 0 on sched_switch)
+        assert (sw["status"] == "counted").all(), recorded.metadata["notes"]
         perf_total = sw["value"].sum()
         start = (sw["t"] - sw["interval_s"]).min()
         end = sw["t"].max()
@@ -93,7 +94,9 @@ def test_breakdown_shows_the_hand_off_cost(recorded):
     out = analysis.receive_breakdown(recorded["profile"], recorded["runs"])
     share = out.pivot_table(index="category", columns="topology", values="share", fill_value=0.0)
     locks = "locks (refill ring, hand-off queue)"
-    assert share.loc[locks, "workers"] > share.loc[locks, "single"] if locks in share.index else False
+    assert locks in share.index
+    # the workers topology hands every buffer over a mutex + condition variable; single never does
+    assert share.loc[locks, "workers"] > share.loc[locks, "single"]
     # 2000 ns/KiB of busy work dominates the single receiver's time
     assert share.loc["work function (checksum, busy, verify)", "single"] > 0.3
     fig = flame.figure(recorded["profile"].merge(recorded["runs"][["run_id", "topology", "backend", "kernel", "emulated"]]))

@@ -11,12 +11,12 @@ from matplotlib.figure import Figure
 matplotlib.use("Agg")
 
 from zcrxprof import plots  # noqa: E402
-from zcrxprof.analysis import cache, capacity, label, load, per_run, pick, saturation  # noqa: E402
+from zcrxprof.analysis import cache, capacity, label, load, per_run, saturation  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def ctx():
-    frames = load(pick("host"))
+    frames = load("host-copy-4topo")  # the committed four-topology recording (datasets/README.md)
     return frames, per_run(frames), label(frames)
 
 
@@ -24,7 +24,8 @@ def _figures(frames, runs, lab):
     cores = frames.metadata[frames.names[0]]["machine"]["cores"]
     costs = capacity.measure_costs(runs[runs["work_ns_per_kib"] == runs["work_ns_per_kib"].iloc[0]])
     yield "throughput", plots.throughput(saturation.throughput(runs), lab)
-    yield "saturation", plots.saturation_curve(saturation.saturation(runs), lab)
+    sweep = per_run(load("host-copy-rate-sweep"))
+    yield "saturation", plots.saturation_curve(saturation.saturation(sweep), lab)
     yield "scaling", plots.scaling(saturation.scaling(runs), lab)
     yield "ring_share", plots.ring_share(saturation.ring_share(frames), lab)
     yield "costs", plots.costs_per_gb(runs, lab)

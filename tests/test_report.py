@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from zcrxprof.analysis import pick
+from zcrxprof import dataset
+
+HOST = dataset.resolve("host-copy-4topo")  # the committed four-topology recording (datasets/README.md)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = "<script>alert('x')</script><img src=http://127.0.0.1:9/leak>"
@@ -47,7 +49,7 @@ def render(page: Path, workdir: Path) -> dict:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "report.html"
-    proc = zcrxprof("report", str(pick("host")), "-o", str(out))
+    proc = zcrxprof("report", str(HOST), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out)
     return out
@@ -66,7 +68,7 @@ def test_report_is_self_contained(report):
 
 def test_report_names_labels_and_never_claims_zero_copy_for_copy(report):
     text = report.read_text()
-    frames_meta = json.loads((pick("host") / "metadata.json").read_text())
+    frames_meta = json.loads((HOST / "metadata.json").read_text())
     assert frames_meta["name"] in text
     if frames_meta["backend"] != "zcrx":
         assert "not zero-copy" in text
@@ -92,7 +94,7 @@ def test_the_render_check_catches_requests_and_console_errors(tmp_path):
 
 def test_dataset_strings_are_escaped(tmp_path):
     copy = tmp_path / "hostile"
-    shutil.copytree(pick("host"), copy)
+    shutil.copytree(HOST, copy)
     meta = json.loads((copy / "metadata.json").read_text())
     meta["command_line"] = HOSTILE
     meta["notes"] = [HOSTILE]
@@ -116,7 +118,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
 
 
 def test_unwritable_output_is_one_line_and_exit_1(tmp_path):
-    proc = zcrxprof("report", str(pick("host")), "-o", str(tmp_path / "no" / "such" / "dir" / "r.html"))
+    proc = zcrxprof("report", str(HOST), "-o", str(tmp_path / "no" / "such" / "dir" / "r.html"))
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
@@ -126,7 +128,7 @@ def test_a_dataset_without_successful_runs_still_reports(tmp_path):
     import pandas as pd
 
     copy = tmp_path / "broken"
-    shutil.copytree(pick("host"), copy)
+    shutil.copytree(HOST, copy)
     runs = pd.read_parquet(copy / "runs.parquet")
     runs["status"] = "failed"
     runs["error"] = "receiver: <died> & gone"

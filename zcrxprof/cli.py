@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:   # a file the user named cannot be used (too long a name, no permission, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"zcrxprof: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -100,11 +100,13 @@ class DatasetWriter:
             for table in schema.TABLES:
                 write_table(self.path, table, schema.empty_frame(table))
             write_json(self.path / METADATA, self.metadata)
-        except BaseException:   # e.g. a full disk: leave no half-made dataset behind
+        except BaseException as exc:   # e.g. a full disk: leave no half-made dataset behind
             for name in [*(f"{t}.parquet" for t in schema.TABLES), METADATA]:
                 (self.path / name).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 self.path.rmdir()
+            if isinstance(exc, OSError):
+                raise ZcrxprofError(f"cannot write dataset {self.path}: {exc.strerror}") from None
             raise
 
     def add_run(self, tables: dict[str, pd.DataFrame | list[dict]]) -> None:
@@ -175,9 +177,31 @@ def resolve(name_or_path: str | Path, root: Path | None = None) -> Path:
 def read_metadata(path: Path) -> dict[str, Any]:
     """metadata.json of the dataset at ``path``; ZcrxprofError if unreadable."""
     try:
-        return json.loads((Path(path) / METADATA).read_text())
+        meta = json.loads((Path(path) / METADATA).read_text())
     except (OSError, ValueError) as exc:
         raise ZcrxprofError(f"cannot read {Path(path) / METADATA}: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ZcrxprofError(f"{Path(path) / METADATA}: not a zcrxprof metadata object (a JSON {type(meta).__name__})")
+    return meta
+
+
+# JSON kinds of the structured metadata keys (None is allowed for each); readers rely on them
+METADATA_KINDS = {"zcrxprof": dict, "machine": dict, "place": dict, "plan": dict, "versions": dict, "nic": dict,
+                  "emulated": list, "probes": list, "notes": list}
+
+
+def check_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """ZcrxprofError unless ``meta`` is metadata of a schema version this zcrxprof can read."""
+    for key, kind in METADATA_KINDS.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise ZcrxprofError(f"{path}: metadata.json key {key} is a JSON {type(meta[key]).__name__}, "
+                                f"expected {'an object' if kind is dict else 'a list'}; damaged dataset?")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ZcrxprofError(f"{path}: metadata.json has no valid schema_version ({version!r}); not a zcrxprof dataset?")
+    if version > schema.SCHEMA_VERSION:
+        raise ZcrxprofError(f"{path}: schema version {version} is newer than this zcrxprof reads "
+                            f"({schema.SCHEMA_VERSION}); update zcrxprof")
 
 
 def read_table(path: Path, table: str) -> pd.DataFrame:
@@ -190,14 +214,29 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(f)
     except Exception as exc:  # pyarrow raises several kinds for a damaged file
-        raise ZcrxprofError(f"cannot read {f}: {exc}") from None
-    return schema.conform(table, frame) if not schema.check_frame(table, frame) else frame
+        raise ZcrxprofError(f"cannot read {f}: {_one_line(exc)}") from None
+    problems = schema.check_frame(table, frame)
+    if problems and ("run_id" not in frame.columns or not pd.api.types.is_integer_dtype(frame["run_id"])):
+        raise ZcrxprofError(f"cannot read {f}: not a zcrxprof {table} table ({problems[0]})")
+    try:
+        return schema.conform(table, frame)     # older datasets: missing columns get their defaults
+    except (ValueError, TypeError, OverflowError) as exc:   # values a damaged file decoded into
+        raise ZcrxprofError(f"cannot read {f}: values do not fit the {table} schema ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
 
 
 def load(name_or_path: str | Path, root: Path | None = None) -> Dataset:
     """Load a dataset (by path, or by name under ``root``) with all its tables."""
     path = resolve(name_or_path, root)
-    return Dataset(path, read_metadata(path), {t: read_table(path, t) for t in schema.TABLES})
+    meta = read_metadata(path)
+    check_metadata(path, meta)
+    if not (path / "runs.parquet").is_file():
+        raise ZcrxprofError(f"{path}: runs.parquet missing; damaged dataset?")
+    return Dataset(path, meta, {t: read_table(path, t) for t in schema.TABLES})
 
 
 def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
@@ -213,7 +252,11 @@ def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
         if not f.exists():
             problems.append(f"{table}: file {f.name} missing")
             continue
-        frames[table] = pd.read_parquet(f)
+        try:
+            frames[table] = pd.read_parquet(f)
+        except Exception as exc:  # a damaged file is a problem to report, not a crash
+            problems.append(f"{table}: cannot read {f.name}: {_one_line(exc)}")
+            continue
         problems += schema.check_frame(table, frames[table])
     runs = frames.get("runs")
     if runs is not None and "run_id" in runs.columns:
@@ -240,8 +283,10 @@ def list_datasets(root: Path | None = None) -> list[dict[str, Any]]:
             meta = json.loads(meta_file.read_text())
         except (OSError, ValueError):
             continue
-        plan = meta.get("plan") or {}
-        place = meta.get("place") or {}
+        if not isinstance(meta, dict):
+            continue
+        plan = meta.get("plan") if isinstance(meta.get("plan"), dict) else {}
+        place = meta.get("place") if isinstance(meta.get("place"), dict) else {}
         out.append({"name": meta_file.parent.name, "path": str(meta_file.parent),
                     "created": meta.get("created"), "topologies": plan.get("topologies") or [],
                     "backend": meta.get("backend"), "where": place.get("where"),

@@ -17,6 +17,7 @@ Public API: :func:`prepare`, :func:`run`, :func:`status`, :func:`headers_dir`, :
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ RUNS_DIR = PROJECT_DIR / ".build" / "lab"
 INITRAMFS_MODULES = ("9p", "9pnet", "9pnet_virtio", "netfs", "virtio_mmio", "overlay", "veth")
 KERNEL_NAME_RE = re.compile(r"^linux-binary-(\d+\.\d+\.\d+\+deb\d+-amd64)$")
 DEFAULT_TIMEOUT_S = 600.0
+MAX_GUEST_CPUS = 256          # QEMU's q35 machine with TCG: more is a typo
 KVM_FAILED = b"KVM internal error"  # QEMU's message when KVM cannot run the guest (it then hangs)
 KVM_BOOT_DEADLINE_S = 30.0   # a trial KVM boot that has not started the command by then failed
 
@@ -220,21 +222,25 @@ def prepare(kernel: str | None = None, check_archive: bool = True) -> LabKernel:
     tmp.mkdir(parents=True)
     packages: dict[str, str] = {}
     total = 0
-    for pkg in _packages_for(version):
-        deb_version = debarchive.versions(pkg)
-        if not deb_version:
-            raise ZcrxprofError(f"{pkg} is not in Debian's archive now; pick another kernel with --kernel")
-        deb = debarchive.download(pkg, deb_version[0])
-        size = deb.stat().st_size
-        total += size
-        _say(f"{pkg} {deb_version[0]} ({size / 2**20:.1f} MiB, cached in {deb.parent})")
-        debarchive.extract(deb, tmp)
-        packages[pkg] = deb_version[0]
-    k = LabKernel(version, tmp, packages)
-    if not k.vmlinuz.is_file():
-        raise ZcrxprofError(f"{k.vmlinuz} missing after unpacking {version}")
-    _prepare_modules(k)
-    _merge_headers(k)
+    try:
+        for pkg in _packages_for(version):
+            deb_version = debarchive.versions(pkg)
+            if not deb_version:
+                raise ZcrxprofError(f"{pkg} is not in Debian's archive now; pick another kernel with --kernel")
+            deb = debarchive.download(pkg, deb_version[0])
+            size = deb.stat().st_size
+            total += size
+            _say(f"{pkg} {deb_version[0]} ({size / 2**20:.1f} MiB, cached in {deb.parent})")
+            debarchive.extract(deb, tmp)
+            packages[pkg] = deb_version[0]
+        k = LabKernel(version, tmp, packages)
+        if not k.vmlinuz.is_file():
+            raise ZcrxprofError(f"{k.vmlinuz} missing after unpacking {version}")
+        _prepare_modules(k)
+        _merge_headers(k)
+    except BaseException:   # a failed or interrupted prepare leaves no half-unpacked tree behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     k = LabKernel(version, root, packages)
@@ -470,12 +476,12 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
     """
     if not cmd:
         raise UsageError("lab run: no command given")
-    if cpus < 1:
-        raise UsageError(f"lab run: --cpus must be >= 1 (got {cpus})")
+    if not 1 <= cpus <= MAX_GUEST_CPUS:
+        raise UsageError(f"lab run: --cpus must be 1..{MAX_GUEST_CPUS} (got {cpus})")
     if not re.fullmatch(r"\d+[MG]?", memory):
         raise UsageError(f"lab run: --memory must look like 4G or 2048M (got {memory!r})")
-    if timeout <= 0:
-        raise UsageError(f"lab run: timeout must be > 0 (got {timeout})")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise UsageError(f"lab run: timeout must be a finite number > 0 (got {timeout})")
     k = _find_prepared(kernel or _wanted_kernel())
     if k is None:
         raise ZcrxprofError(f"lab kernel {kernel or '(default)'} is not prepared: run `zcrxprof lab prepare`"

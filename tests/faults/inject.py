@@ -12,7 +12,7 @@ exactly in the phase, not after a guessed sleep. Phases:
 - ``attach``: the first probe point of the first tool is attached, the rest are not
 - ``midrun``: the second run's first interval sample was taken (its load generators are running)
 - ``between``: the first run is on disk, the second has not started
-- ``writing``: inside the second run's table writes (SIGINT/SIGTERM are blocked there)
+- ``writing``: inside the second run's table writes, one table staged (SIGINT/SIGTERM are held there)
 - ``probefail``: no waiting; the second BPF tracepoint attach fails as BCC fails (an Exception)
 
 Everything else is the real `zcrxprof` (``zcrxprof.cli.main``).
@@ -83,20 +83,21 @@ def install(phase: str, marker_dir: Path) -> None:
         progress.Progress.end_run = end_run
     elif phase == "writing":
         from zcrxprof import dataset
-        real_add, real_write = dataset.DatasetWriter.add_run, dataset.write_table
+        real_add, real_stage = dataset.DatasetWriter.add_run, dataset._staged_write
         state = {"adds": 0, "reached": False}
 
         def add_run(self, tables):
             state["adds"] += 1
             return real_add(self, tables)
 
-        def write_table(directory, table, frame):
+        def staged_write(path, write):
+            tmp = real_stage(path, write)
             if state["adds"] == 2 and not state["reached"]:
-                state["reached"] = True
+                state["reached"] = True     # one table of run 2 written, the others not yet
                 reach(marker_dir, phase)
-            return real_write(directory, table, frame)
+            return tmp
         dataset.DatasetWriter.add_run = add_run
-        dataset.write_table = write_table
+        dataset._staged_write = staged_write
     elif phase == "probefail":
         from zcrxprof.probes import tool
         real_attach = tool.ProbeTool.attach

@@ -3,10 +3,11 @@
 `zcrx-loadgen` (found in its --help) with wrong types, ranges and combinations. Each must be
 answered with one line on stderr and a non-zero exit; a traceback or a crash fails the test.
 
-`zcrxprof` runs in-process (``cli.main``) with the two expensive ends replaced by a sentinel —
-``record.record`` (the host recording) and ``lab._boot_once`` (booting the guest) — so a value that
-passes validation is seen as *accepted* without recording or booting anything. Everything in
-front of them (parsing, list checks, backend/kernel checks, lab kernel lookup) runs for real.
+`zcrxprof` runs in-process (``cli.main``) with the expensive ends replaced by a sentinel —
+``record.Progress`` (the host recording starts there, after its last check), ``lab._boot_once`` (booting the guest) and the Debian
+archive (``debarchive``: a fixed kernel list, no download) — so a value that passes validation is
+seen as *accepted* without recording, booting or downloading anything. Everything in front of them
+(parsing, list checks, backend/kernel checks, lab kernel lookup) runs for real.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tally import count, has_traceback
 
 ROOT = Path(__file__).resolve().parents[2]
 LOADGEN = ROOT / "loadgen" / "zcrx-loadgen"
+ARCHIVE_KERNEL = "9.9.1+deb99-amd64"     # the one kernel the stubbed archive offers (never prepared)
 
 
 class Accepted(Exception):
@@ -64,13 +66,17 @@ def kind(a: argparse.Action):
 @pytest.fixture
 def sandbox(monkeypatch, tmp_path, small_dataset):
     """Stubs for the expensive ends, a scratch directory as working directory and datasets root."""
-    from zcrxprof import lab
+    from zcrxprof import debarchive, lab
     from zcrxprof.collect import record
 
     def accepted(*a, **kw):
         raise Accepted
-    monkeypatch.setattr(record, "record", accepted)
+    monkeypatch.setattr(record, "Progress", accepted)     # record() has checked everything by then
     monkeypatch.setattr(lab, "_boot_once", accepted)
+    # `lab prepare` asks Debian's archive which kernels exist: answer from a fixed list, never download
+    monkeypatch.setattr(debarchive, "update", lambda *a, **kw: None)
+    monkeypatch.setattr(debarchive, "search", lambda pattern: [f"linux-binary-{ARCHIVE_KERNEL}"])
+    monkeypatch.setattr(debarchive, "download", accepted)
     monkeypatch.setenv("ZCRXPROF_DATASETS", str(tmp_path / "datasets"))
     monkeypatch.delenv("ZCRXPROF_LAB", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -114,14 +120,18 @@ def cases(dataset: Path):
             if a.nargs == 0:
                 yield path + [f"{flag}=yes"] + tail, True           # a switch given a value
                 continue
-            yield path + tail + [flag], True                         # value missing
+            if "--" in tail:                                         # value missing
+                yield path + [flag] + tail, True
+            else:
+                yield path + tail + [flag], True
             certain, maybe = BAD[kind(a)]
             for v in certain:
                 yield path + [f"{flag}={v}"] + tail, True
             for v in maybe:
                 yield path + [f"{flag}={v}"] + tail, False
         yield path + ["--no-such-flag"] + tail, True
-        yield path + tail + ["--no-such-flag=1"], True
+        if "--" not in tail:                                         # after `--` it is the command's
+            yield path + tail + ["--no-such-flag=1"], True
 
 
 def test_every_flag_of_every_subcommand_refuses_bad_values(sandbox, capsys):
@@ -139,6 +149,8 @@ def test_every_flag_of_every_subcommand_refuses_bad_values(sandbox, capsys):
             wrong.append((argv, rc, lines))
     count("bad inputs tried: zcrxprof flags", n)
     assert n > 150
+    from zcrxprof import lab
+    assert not list(lab.lab_dir().glob(".*.tmp")), "a refused `lab prepare` left a half-made kernel tree"
     assert not accepted_bad, f"accepted: {accepted_bad}"
     assert not wrong, f"not one line: {wrong}"
 
@@ -260,16 +272,16 @@ def test_loadgen_refuses_bad_values_of_every_flag():
 @pytest.mark.parametrize("argv, words", [
     (["--listen", "127.0.0.1:0", "--connect", "127.0.0.1:1"], "--listen"),
     (["--backend", "zcrx"], "--ifname"),
-    (["--ifname", "lo", "--queue", "0"], "zcrx"),
-    (["--setup-nic"], "zcrx"),
-    (["--topology", "single", "--rings", "4"], "--rings"),
+    (["--ifname", "lo", "--queue", "0"], "--backend zcrx"),
+    (["--setup-nic"], "--backend zcrx"),
+    (["--topology", "single", "--rings", "4"], "1 ring"),
     (["--rx-cpus", "4096"], "cpu"),
     (["--tx-cpus", "3-1"], "cpu"),
     (["--send-size", "0"], "--send-size"),
     (["--buf-size", "1"], "--buf-size"),
     (["--bufs", "0"], "--bufs"),
     (["--connect", "not-an-address"], "address"),
-    (["--listen", "300.1.1.1:1"], "address"),
+    (["--listen", "300.1.1.1:1"], "resolve"),
 ])
 def test_loadgen_bad_combinations_are_one_line_exit_2(argv, words):
     p = run_loadgen(["--duration", "0.2", *argv])

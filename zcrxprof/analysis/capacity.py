@@ -116,7 +116,7 @@ def available_cores(runs: pd.DataFrame, cores: int) -> float:
     """Cores left to the workload: ``cores`` minus the median CPU share other processes took
     during ``runs`` (``other_cpu_s`` / run length; the machine may be shared)."""
     other = (runs["other_cpu_s"] / runs["loadgen_duration_s"]).dropna()
-    return max(0.5, cores - (float(other.median()) if len(other) else 0.0))
+    return max(0.05, cores - (float(other.median()) if len(other) else 0.0))
 
 
 def validate(runs: pd.DataFrame, cores: int) -> pd.DataFrame:

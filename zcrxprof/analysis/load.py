@@ -46,14 +46,29 @@ class Frames:
 
 
 def _read_one(path: str | Path) -> tuple[str, dict, dict[str, pd.DataFrame]]:
+    """One dataset, refused in one line (ZcrxprofError) when it is not what the schema says."""
     ds = dataset.load(path)
-    meta = ds.metadata if isinstance(ds.metadata, dict) else {}
+    meta = ds.metadata
+    if not isinstance(meta, dict):
+        raise ZcrxprofError(f"{ds.path}: metadata.json is not a JSON object")
     version = meta.get("schema_version")
+    if isinstance(version, int) and version > schema.SCHEMA_VERSION:
+        raise ZcrxprofError(f"{ds.path}: schema version {version} is newer than this zcrxprof reads "
+                            f"({schema.SCHEMA_VERSION}); update zcrxprof")
     if version != schema.SCHEMA_VERSION:
         raise ZcrxprofError(f"{ds.path}: schema version {version!r}, this zcrxprof reads "
                             f"{schema.SCHEMA_VERSION}")
+    for key in ("machine", "place"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise ZcrxprofError(f"{ds.path}: metadata {key} is not a JSON object")
+    for table in schema.TABLES:
+        if not (ds.path / f"{table}.parquet").is_file():
+            raise ZcrxprofError(f"{ds.path}: table {table}.parquet missing")
+        problems = schema.check_frame(table, ds.tables[table])
+        if problems:
+            raise ZcrxprofError(f"{ds.path}: {problems[0]}")
     name = str(meta.get("name") or ds.name)
-    return name, meta, {t: schema.conform(t, ds.tables[t]) for t in schema.TABLES}
+    return name, meta, dict(ds.tables)
 
 
 def load(paths: str | Path | list[str | Path]) -> Frames:

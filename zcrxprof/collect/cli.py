@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
 from zcrxprof.collect import plugins
 from zcrxprof.collect.plan import BACKENDS, DEFAULT_WORK_NS_PER_KIB, parse_list, parse_topologies
-from zcrxprof.errors import UsageError
+from zcrxprof.errors import UsageError, ZcrxprofError
 
 DESCRIPTION = """\
 Record the four receive topologies under the load generator into a dataset
@@ -104,8 +105,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     works = parse_list(args.work_ns_per_kib, int, "--work-ns-per-kib", 0)
     rates = parse_list(args.rate, float, "--rate", 0)
     probes = parse_probes(args.probes)
-    if args.interval <= 0:
-        raise UsageError("--interval must be > 0")
+    if not math.isfinite(args.interval) or args.interval <= 0:
+        raise UsageError("--interval must be a finite number > 0")
     backend = resolve_backend(args, in_lab or bool(args.kernel))
     specs = build_plan(topologies, rings, works, rates, args.duration, args.repeat)
     typed = guest.guest_argv(args, args.record_parser, {"record_parser", "func"})
@@ -119,6 +120,10 @@ def cmd_record(args: argparse.Namespace) -> int:
             raise UsageError("--kernel: already inside the kernel lab guest")
         if any(mod.make_collectors(args) for mod in plugins.plugin_modules()):
             opts.notes.append("plug-in collectors (perf) do not run inside the lab guest")
+        from zcrxprof import lab
+        if args.kernel not in {k.version for k in lab.kernels()}:
+            raise ZcrxprofError(f"lab kernel {args.kernel} is not prepared: run `zcrxprof lab prepare --kernel "
+                                f"{args.kernel}` (`zcrxprof lab status` lists prepared kernels)")
         dest = (args.out or dataset.default_root()) / record.dataset_name(opts, "lab")
         if dest.exists():
             raise UsageError(f"{dest} already exists; choose another --name")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from zcrxprof.errors import UsageError
@@ -13,6 +14,7 @@ BACKENDS = ("auto", "copy", "zcrx-nodev", "zcrx")
 # 4 Gbit/s, well below what the sender pushes over veth (~20 Gbit/s): the single ring saturates
 # and the topologies differ in how they spread that work.
 DEFAULT_WORK_NS_PER_KIB = 2000.0
+MAX_RUNS = 10000            # a larger plan is a typo (it would take days), not a recording
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def parse_list(text: str, kind: type, flag: str, minimum: float | None = None) -
             v = kind(s)
         except ValueError:
             raise UsageError(f"{flag}: {s!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(v):
+            raise UsageError(f"{flag}: {s} is not a finite number")
         if minimum is not None and v < minimum:
             raise UsageError(f"{flag}: {s} is below the minimum {minimum:g}")
         out.append(v)
@@ -71,10 +75,13 @@ def build_plan(topologies: list[str], rings: list[int], works: list[float], rate
     ``single`` has one ring whatever ``rings`` says, so it runs once per (work, rate) point;
     ``workers`` gets N worker threads behind its one ring, the others N rings.
     """
-    if duration_s <= 0:
-        raise UsageError("--duration must be > 0")
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise UsageError("--duration must be a finite number > 0")
     if repeat < 1:
         raise UsageError("--repeat must be >= 1")
+    planned = repeat * len(rings) * len(works) * len(rates) * len(topologies)
+    if planned > MAX_RUNS:
+        raise UsageError(f"the plan has up to {planned} runs; at most {MAX_RUNS} (lower --repeat or the sweeps)")
     specs: list[RunSpec] = []
     for rep in range(repeat):
         seen_single: set[tuple[float, float]] = set()

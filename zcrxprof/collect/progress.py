@@ -13,12 +13,11 @@ BAR_WIDTH = 20
 class Progress:
     """Progress of a recording of ``total`` runs."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, label: str = "") -> None:
-        """``label`` names backend/place once, e.g. ``copy backend, host 6.18``."""
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        """Report on ``stream`` (default stderr)."""
         self.total = total
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.label = label
         self.index = 0
         self.what = ""
         self._drawn = False

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zcrxprof import __version__
-from zcrxprof.collect import plugins
 from zcrxprof.collect.plan import RunSpec, build_plan
 from zcrxprof.collect.probeset import ProbeSet, auto_tools
 from zcrxprof.collect.progress import Progress
@@ -190,9 +190,7 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
         from zcrxprof.dataset import default_root
         root = default_root()
     path = root / dataset_name(opts, place)
-    progress = Progress(len(specs), label=f"{opts.backend} backend, {place} {kernel}")
-    if opts.quiet:
-        progress.stream = open(os.devnull, "w")
+    progress = Progress(len(specs), stream=io.StringIO() if opts.quiet else None)
     metadata = {
         "created": utc_now(), "zcrxprof": {"version": __version__, "git_sha": git_sha()},
         "command_line": opts.command_line, "machine": machine_info(),
@@ -213,20 +211,20 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
                 writer = writer_class(path, metadata)
             progress.message(f"dataset {path} ({len(specs)} runs, {opts.backend} backend, {place} {kernel})")
             where = placement(stack, opts.sender, stop)
-            probes = None
+            probes, notes = None, []
             tools = opts.probes
             if tools == ["auto"]:
                 tools, notes = auto_tools()
-                with signals_deferred():
-                    writer.update_metadata(notes=writer.metadata["notes"] + notes)
             if tools:
                 probes = stack.enter_context(ProbeSet(tools))
                 report = probes.attach()
                 attached = sum(r["status"] == "attached" for r in report)
                 progress.message(f"probes: {attached} of {len(report)} probe points attached")
-                with signals_deferred():
-                    writer.update_metadata(probes=report, versions={**writer.metadata["versions"],
-                                                                    "probe_headers": probes.headers})
+            with signals_deferred():
+                writer.update_metadata(
+                    notes=writer.metadata["notes"] + notes,
+                    probes=probes.report if probes else [],
+                    versions={**writer.metadata["versions"], "probe_headers": probes.headers if probes else {}})
             for c in opts.collectors:
                 stack.callback(c.close)
             setup = RunSetup(binary, opts.backend, where,
@@ -246,6 +244,12 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
             interrupted = True
             if not stop.fired and isinstance(exc.code, int) and exc.code > 128:
                 stop.fired.append(exc.code - 128)
+        except ZcrxprofError:
+            # set-up failed before anything was measured: leave no empty dataset behind
+            if writer is not None and writer.metadata["runs_done"] == 0:
+                shutil.rmtree(path, ignore_errors=True)
+                writer = None
+            raise
         finally:
             stop.ignore_from_now()   # the clean-up here and in the ExitStack must finish
             progress.close()

@@ -236,6 +236,7 @@ class RunRecorder:
         self.started: list = []          # collectors whose start() succeeded
         self.start_tried = False
         self.first_sample_at: float | None = None     # wall clock (time.time()) of the first sample
+        self.rx_gbit_s: dict[int, float] = {}          # progress: receive rate per reporting second
 
     def _sample(self, t: float, pids: list[int]) -> None:
         if self.first_sample_at is None:
@@ -368,12 +369,13 @@ class RunRecorder:
             sel.close()
 
     def _progress(self, rec: dict) -> None:
+        """Show the receive rate: the rx threads' interval records, summed per reporting time."""
         if self.progress is None or rec.get("role") != "rx":
             return
-        self._iv = getattr(self, "_iv", {})
-        self._iv.setdefault(rec.get("t"), 0.0)
-        self._iv[rec.get("t")] += rec.get("bytes", 0) * 8 / 1e9 / max(rec.get("interval_s") or 1e-9, 1e-9)
-        self.progress.update(self._iv[rec.get("t")])
+        t = round(float(rec.get("t") or 0.0))
+        gbit = rec.get("bytes", 0) * 8 / 1e9 / max(rec.get("interval_s") or 0.0, 1e-9)
+        self.rx_gbit_s[t] = self.rx_gbit_s.get(t, 0.0) + gbit
+        self.progress.update(self.rx_gbit_s[t])
 
     def _outcome(self, rx, tx, started_at, elapsed_s, interrupted, hung, extra_tables) -> RunOutcome:
         spec, setup = self.spec, self.setup

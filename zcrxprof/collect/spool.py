@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zcrxprof.errors import UsageError
+from zcrxprof.errors import UsageError, ZcrxprofError
 
 METADATA = "metadata.json"
 
@@ -41,9 +41,12 @@ class SpoolWriter:
         self.path = Path(path)
         if (self.path / METADATA).exists():
             raise UsageError(f"{self.path} already holds a recording")
-        self.path.mkdir(parents=True, exist_ok=True)
         self.metadata = {"name": self.path.name, "complete": False, "runs_done": 0, "notes": [], **metadata}
-        _write_json(self.path / METADATA, self.metadata)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            _write_json(self.path / METADATA, self.metadata)
+        except OSError as exc:
+            raise ZcrxprofError(f"cannot write the recording in {self.path}: {exc.strerror}") from None
 
     def add_run(self, tables: dict[str, list[dict]]) -> None:
         """Write one run's rows (table name → list of row dicts), then the metadata."""

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from zcrxprof.errors import UsageError, ZcrxprofError
-from zcrxprof.perf.profile import ProfileSession
-from zcrxprof.perf.stat import StatSession, mark_suppressed
 from zcrxprof.perf.tool import (HARDWARE_EVENTS, SOFTWARE_EVENTS, TRACEPOINTS, Perf,
                                 available_tracepoints, bpf_tracepoint_programs, find_perf, hardware_pmu)
+
+if TYPE_CHECKING:  # pandas and the sessions load only when a recording uses perf
+    import pandas as pd
+
+    from zcrxprof.perf.profile import ProfileSession
+    from zcrxprof.perf.stat import StatSession
 
 RECEIVING_PREFIXES = ("rx", "worker")
 
@@ -43,8 +46,8 @@ def make_collectors(args: argparse.Namespace) -> list:
     want_profile = bool(getattr(args, "profile", False))
     interval = getattr(args, "perf_interval", 1000)
     freq = getattr(args, "profile_freq", 499)
-    if interval < 10:
-        raise UsageError(f"--perf-interval {interval}: perf stat needs at least 10 ms")
+    if not 10 <= interval <= 3_600_000:
+        raise UsageError(f"--perf-interval {interval}: choose 10..3600000 ms")
     if not 1 <= freq <= 100_000:
         raise UsageError(f"--profile-freq {freq}: choose 1..100000 Hz")
     perf = find_perf()
@@ -93,6 +96,7 @@ class PerfStatCollector:
         tids = sorted(set(ctx.tids.values())) or [ctx.pid]
         out = Path(ctx.workdir) / f"perf-stat.{'json' if self.perf.stat_json else 'csv'}"
         self.bpf = bpf_tracepoint_programs()
+        from zcrxprof.perf.stat import StatSession
         self.session = StatSession(self.perf, tids, self.events, out, self.interval_ms)
         self.session.start()
 
@@ -103,6 +107,7 @@ class PerfStatCollector:
             return {}
         for tp, progs in bpf_tracepoint_programs().items():
             self.bpf.setdefault(tp, []).extend(p for p in progs if p not in self.bpf.get(tp, []))
+        from zcrxprof.perf.stat import mark_suppressed
         frame, suppressed = mark_suppressed(_names(session.stop(), ctx), set(self.bpf))
         if suppressed:
             progs = sorted({f"prog {p['prog_id']} (pid {p['pid']})" for e in suppressed
@@ -154,6 +159,7 @@ class PerfProfileCollector:
         _labels(self.perf, ctx)
         tids = sorted(t for n, t in ctx.tids.items() if n.startswith(RECEIVING_PREFIXES))
         tids = tids or sorted(set(ctx.tids.values())) or [ctx.pid]
+        from zcrxprof.perf.profile import ProfileSession
         self.session = ProfileSession(self.perf, tids, Path(ctx.workdir) / "perf-profile", self.freq_hz)
         self.session.start()
 

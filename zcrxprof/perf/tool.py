@@ -94,8 +94,11 @@ def available_tracepoints(patterns: tuple[str, ...] = TRACEPOINTS) -> tuple[list
     have_tracefs = ensure_tracefs()
     for pat in patterns:
         system, _, name = pat.partition(":")
-        matches = sorted(p.name for p in (TRACEFS / "events" / system).glob(name)
-                         if (p / "id").exists()) if have_tracefs else []
+        try:
+            matches = sorted(p.name for p in (TRACEFS / "events" / system).glob(name)
+                             if (p / "id").exists()) if have_tracefs else []
+        except PermissionError:  # tracefs is root-only: nothing to count without it
+            matches = []
         if matches:
             found += [f"{system}:{m}" for m in matches]
         else:
