@@ -1,7 +1,6 @@
 """Shared fixtures: the built load generator and a sender network namespace."""
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +20,3 @@ def sender_ns() -> Iterator[netns.VethPair]:
     """A sender namespace + veth pair (MTU 65535) for the module; removed afterwards."""
     with netns.sender_netns(mtu=65535) as pair:
         yield pair
-
-
-def netns_names() -> set[str]:
-    """Names of the network namespaces that exist now."""
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.split()}

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import netns_names
+from netns_util import netns_names
 
 from zcrxprof import loadgen
 from zcrxprof.loadgen import LoadgenProcess, Summary

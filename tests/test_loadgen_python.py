@@ -6,7 +6,7 @@ import socket
 import subprocess
 
 import pytest
-from conftest import netns_names
+from netns_util import netns_names
 
 from zcrxprof import loadgen, netns
 from zcrxprof.errors import UsageError, ZcrxprofError

@@ -39,6 +39,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        """argparse, plus: ``--flag=--`` is a missing value (argparse would hand the command a list)."""
+        for arg in sys.argv[1:] if args is None else args:
+            if arg == "--":
+                break
+            if isinstance(arg, str) and arg.startswith("--") and arg.endswith("=--"):
+                self.error(f"argument {arg.split('=', 1)[0]}: expected one argument")
+        return super().parse_known_args(args, namespace)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every available subcommand registered."""

@@ -220,7 +220,7 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
         raise ZcrxprofError(f"cannot read {f}: not a zcrxprof {table} table ({problems[0]})")
     try:
         return schema.conform(table, frame)     # older datasets: missing columns get their defaults
-    except (ValueError, TypeError, OverflowError) as exc:   # values a damaged file decoded into
+    except Exception as exc:   # values a damaged file decoded into (pandas and pyarrow raise many kinds)
         raise ZcrxprofError(f"cannot read {f}: values do not fit the {table} schema ({_one_line(exc)})") from None
 
 

@@ -117,7 +117,7 @@ def test_a_damaged_dataset_is_refused_in_one_line(name, damage, small_dataset, t
     assert rc == 0 or len(lines) == 1, lines
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=st.sampled_from(["runs", "threads", "intervals", "system"]),
        cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=8))
 def test_random_damage_never_gives_a_traceback(table, cut, flips, small_dataset, tmp_path_factory, capsys):
