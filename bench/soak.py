@@ -158,7 +158,7 @@ def main() -> int:
     print(f"  collector RSS: first third {early / 1024:.1f} MiB, last third {late / 1024:.1f} MiB, ratio "
           f"{late / early:.3f} (min {min(k for _, k in collector) / 1024:.1f}, max "
           f"{max(k for _, k in collector) / 1024:.1f} MiB; {len(collector)} samples)  target <= 1.10")
-    print(f"  load generator RSS end/start of run: {spread(lg_ratios)} over {len(lg_ratios)} processes  "
+    print(f"  load generator RSS end/middle of its life: {spread(lg_ratios)} over {len(lg_ratios)} processes  "
           f"target <= 1.05")
     if worst:
         print(f"    worst process RSS (s: MiB): {', '.join(f'{t:.0f}: {k / 1024:.1f}' for t, k in worst)}")

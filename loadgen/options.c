@@ -48,7 +48,7 @@ static const char usage_text[] =
 "  --rx-cpus LIST        CPUs for rx and worker threads, round-robin (e.g. 0 or 0,1 or 0-3)\n"
 "  --tx-cpus LIST        CPUs for sender threads, round-robin\n"
 "  --work W              checksum (default: read every byte) | none\n"
-"  --work-ns-per-kib N   extra calibrated busy CPU cost per KiB received (default 0)\n"
+"  --work-ns-per-kib N   extra busy cost per KiB received, in ns of thread CPU time (default 0)\n"
 "  --verify, --no-verify check every byte against the per-connection pattern (default on);\n"
 "                        use --no-verify for senders that are not zcrx-loadgen\n"
 "\n"

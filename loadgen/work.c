@@ -62,6 +62,16 @@ uint64_t work_checksum(const void *p, size_t len)
 
 void work_busy(uint64_t ns)
 {
-	if (ns)
-		spin((uint64_t)((double)ns * loops_per_ns));
+	/* Burn exactly ns of this thread's CPU time, as the kernel accounts it: a loop count fixed at
+	 * calibration drifts with vCPU steal and frequency, so the clock decides when to stop. Each
+	 * step spins for about half of what remains (by the calibration), so a call costs a few
+	 * clock reads and overshoots by a fraction of the last step. */
+	uint64_t now = thread_cpu_ns(), end = now + ns;
+
+	while (ns && now < end) {
+		uint64_t loops = (uint64_t)((double)(end - now) * 0.5 * loops_per_ns);
+
+		spin(loops > 64 ? loops : 64);
+		now = thread_cpu_ns();
+	}
 }

@@ -9,7 +9,7 @@
 double work_calibrate(void);
 /* A checksum that reads every byte (64-bit sums of 8-byte words). */
 uint64_t work_checksum(const void *p, size_t len);
-/* Burn about ns nanoseconds of CPU with the calibrated loop. */
+/* Burn ns nanoseconds of this thread's CPU time (CLOCK_THREAD_CPUTIME_ID decides). */
 void work_busy(uint64_t ns);
 
 #endif
