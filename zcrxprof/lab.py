@@ -340,8 +340,23 @@ def _kvm_usable() -> bool:
 
 # ---- run -----------------------------------------------------------------------------------
 
-def _guest_script(run_dir: Path, cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    lines = ["#!/bin/sh", f"R={shlex.quote(str(run_dir))}", "date +%s.%N > \"$R/started\""]
+SHARE_HIDDEN_EXIT = 97   # the guest script's status when a writable share is hidden (see _guest_script)
+BOOT_ATTEMPTS = 3        # boots before "the command never started" is final
+
+
+class _NotStarted(ZcrxprofError):
+    """The guest ended before the command started (boot failure, or a share hidden by a race)."""
+
+
+def _guest_script(run_dir: Path, cmd: list[str], cwd: Path, env: dict[str, str], shares: list[Path]) -> str:
+    # The guest's init mounts the writable shares (9p, in --rwdir order) and tmpfs overlays on /tmp,
+    # /home, /var, … concurrently: an overlay mounted last hides a share below it (a project cloned
+    # under /tmp) and the guest's writes would vanish. Then leave before "started": run() boots again.
+    lines = ["#!/bin/sh"]
+    for d in shares:
+        q = shlex.quote(str(d))
+        lines.append(f"mountpoint -q {q} || exit {SHARE_HIDDEN_EXIT}")  # 9p's statfs shows the host fs type
+    lines += [f"R={shlex.quote(str(run_dir))}", "date +%s.%N > \"$R/started\""]
     for key, val in env.items():
         lines.append(f"export {key}={shlex.quote(val)}")
     lines += [f"cd {shlex.quote(str(cwd))} || {{ echo 127 > \"$R/status.tmp\"; mv \"$R/status.tmp\" \"$R/status\"; exit; }}",
@@ -409,8 +424,8 @@ def _boot_once(k: LabKernel, accel: str, cmd: list[str], cpus: int, memory: str,
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=RUNS_DIR))
     try:
         script = run_dir / "cmd.sh"
-        script.write_text(_guest_script(run_dir, cmd, cwd, env))
         dirs = [PROJECT_DIR] + [d for d in rwdirs if d != PROJECT_DIR]
+        script.write_text(_guest_script(run_dir, cmd, cwd, env, dirs))
         argv = _vng_argv(k, accel, cpus, memory, dirs, script)
         started_at: list[float] = []
         t0 = time.monotonic()
@@ -449,7 +464,7 @@ def _boot_once(k: LabKernel, accel: str, cmd: list[str], cpus: int, memory: str,
             if timed_out:
                 raise ZcrxprofError(f"lab guest ({accel}) did not start the command within {timeout:.0f} s")
             tail = (b"".join(log).decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
-            raise ZcrxprofError(f"lab guest failed to boot {k.version} under {accel.upper()}: {tail[:200]}")
+            raise _NotStarted(f"lab guest failed to boot {k.version} under {accel.upper()}: {tail[:200]}")
         read = lambda name: (run_dir / name).read_text(errors="replace") if (run_dir / name).exists() else ""
         if timed_out:
             rc = 124
@@ -503,7 +518,14 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
             return res
         print("zcrxprof lab: KVM cannot boot the guest here; falling back to TCG (emulated, slower)",
               file=sys.stderr)
-    res = _boot_once(k, "tcg", cmd, cpus, memory, timeout, dirs, where, guest_env)
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        try:
+            res = _boot_once(k, "tcg", cmd, cpus, memory, timeout, dirs, where, guest_env)
+            break
+        except _NotStarted as exc:
+            if attempt == BOOT_ATTEMPTS:
+                raise
+            print(f"zcrxprof lab: {exc}; booting again ({attempt + 1} of {BOOT_ATTEMPTS})", file=sys.stderr)
     assert res is not None
     _record_accelerator("tcg")
     return res
