@@ -107,18 +107,24 @@ def test_signal_at_each_phase_of_record(phase, sig, tmp_path, clean):
         assert ds.metadata["probes"], "the attach report was lost"
 
 
-def test_sigkill_of_the_load_generator_fails_that_run_only(tmp_path, clean):
-    clean.datasets = tmp_path
-    p, markers, path = start("midrun", tmp_path, clean, *PLAN, "--probes", "ringsched")
-    wait_reached(p, markers)
-    victims = []
-    for k in descendants(p.pid):
+def loadgen_children(pid: int) -> list[tuple[int, list[bytes]]]:
+    """(pid, argv) of every load generator below ``pid``."""
+    found = []
+    for k in descendants(pid):
         try:
             cmd = Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if cmd[0].decode() == LOADGEN:
-            victims.append((k, b"--listen" in cmd))
+            found.append((k, cmd))
+    return found
+
+
+def test_sigkill_of_the_load_generator_fails_that_run_only(tmp_path, clean):
+    clean.datasets = tmp_path
+    p, markers, path = start("midrun", tmp_path, clean, *PLAN, "--probes", "ringsched")
+    wait_reached(p, markers)
+    victims = [(k, b"--listen" in cmd) for k, cmd in loadgen_children(p.pid)]
     assert sorted(v[1] for v in victims) == [False, True], victims   # the run's receiver and sender
     receiver = next(k for k, listen in victims if listen)
     os.kill(receiver, signal.SIGKILL)
@@ -138,14 +144,7 @@ def test_sigkill_of_the_sender_fails_that_run_only(tmp_path, clean):
     clean.datasets = tmp_path
     p, markers, path = start("midrun", tmp_path, clean, *PLAN, "--probes", "none")
     wait_reached(p, markers)
-    senders = []
-    for k in descendants(p.pid):
-        try:
-            cmd = Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd[0].decode() == LOADGEN and b"--connect" in cmd:
-            senders.append(k)
+    senders = [k for k, cmd in loadgen_children(p.pid) if b"--connect" in cmd]
     assert len(senders) == 1, senders
     os.kill(senders[0], signal.SIGKILL)
     count("faults injected: SIGKILL of the sending load generator")
