@@ -3,8 +3,9 @@
  * usage: minrecv BUF_SIZE
  * Listens on 127.0.0.1 (ephemeral port, printed as "port N"), accepts one connection and receives
  * with one single-shot IORING_OP_RECV at a time into one buffer, never reading the payload,
- * until the peer closes. Prints {"bytes": B, "seconds": S, "cpu_ns": C} (first byte to EOF;
- * CPU = user + system of the whole process).
+ * until the peer closes. Prints {"bytes": B, "seconds": S, "cpu_ns": C, "nvcsw": V} (first byte
+ * to EOF; CPU = user + system of the whole process; V = its voluntary context switches, i.e. how
+ * often it slept and had to be woken by the sender's side of loopback).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,11 +27,12 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static long long cpu_ns(void)
+static long long cpu_ns(long *nvcsw)
 {
 	struct rusage ru;
 
 	getrusage(RUSAGE_SELF, &ru);
+	*nvcsw = ru.ru_nvcsw;
 	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
 	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
 }
@@ -43,7 +45,9 @@ int main(int argc, char **argv)
 	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
 	long long bytes = 0, cpu0 = 0;
-	double t0 = 0;
+	long nvcsw0 = 0, nvcsw = 0;
+	double t0 = 0, t1;
+	long long cpu1;
 	size_t bufsize;
 	char *buf;
 	int lfd, fd, ret;
@@ -98,12 +102,14 @@ int main(int argc, char **argv)
 			break;
 		if (!bytes) {
 			t0 = now_s();
-			cpu0 = cpu_ns();
+			cpu0 = cpu_ns(&nvcsw0);
 		}
 		bytes += ret;
 	}
-	printf("{\"bytes\": %lld, \"seconds\": %.6f, \"cpu_ns\": %lld}\n", bytes,
-	       bytes ? now_s() - t0 : 0.0, bytes ? cpu_ns() - cpu0 : 0LL);
+	t1 = now_s();
+	cpu1 = cpu_ns(&nvcsw);
+	printf("{\"bytes\": %lld, \"seconds\": %.6f, \"cpu_ns\": %lld, \"nvcsw\": %ld}\n", bytes,
+	       bytes ? t1 - t0 : 0.0, bytes ? cpu1 - cpu0 : 0LL, bytes ? nvcsw - nvcsw0 : 0L);
 	io_uring_queue_exit(&ring);
 	close(fd);
 	close(lfd);

@@ -4,7 +4,8 @@
 1. start-to-first-sample latency: launching `zcrxprof record` → the first sample of its first run
    (metadata `first_sample_at`); target ≤ 1.5 s.
 2. collector overhead: receive Gbit/s of the same load generator run under `record` vs bare (same
-   receiver/sender command lines, sender in its own namespace), alternating pairs, medians;
+   plan entry, hence the same receiver/sender command lines and connection count, sender in its own
+   namespace), alternating pairs, medians;
    target ratio ≥ 0.98. Measured for record's defaults (host probes + perf stat) and for
    `--probes none --no-perf` (the collector's own sampling only).
 
@@ -34,11 +35,12 @@ from zcrxprof.collect.runner import RunSetup, receiver_argv, sender_argv  # noqa
 from zcrxprof.dataset import load  # noqa: E402
 
 TOPOLOGY = "single"
+RINGS = 2        # record's default; `single` has one ring and RINGS connections
 
 
 def bare_run(setup: RunSetup, duration: float) -> float:
     """One receiver + sender pair exactly as record starts them, without any collection; Gbit/s."""
-    spec = build_plan([TOPOLOGY], [1], [DEFAULT_WORK_NS_PER_KIB], [0.0], duration, 1)[0]
+    spec = build_plan([TOPOLOGY], [RINGS], [DEFAULT_WORK_NS_PER_KIB], [0.0], duration, 1)[0]
     rx = subprocess.Popen(receiver_argv(spec, setup), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           stdin=subprocess.DEVNULL, text=True)
     tx = None
@@ -63,7 +65,8 @@ def bare_run(setup: RunSetup, duration: float) -> float:
 def record_run(out: Path, name: str, duration: float, extra: list[str]) -> tuple[float, float]:
     """One `zcrxprof record` of the same run; (Gbit/s, launch → first sample seconds)."""
     launch = time.time()
-    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--topology", TOPOLOGY, "--repeat", "1",
+    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--topology", TOPOLOGY, "--rings", str(RINGS),
+                        "--repeat", "1",
                         "--duration", f"{duration:g}", "--out", str(out), "--name", name, "--quiet", *extra],
                        capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
