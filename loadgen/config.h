@@ -39,6 +39,8 @@ struct lg_config {
 	bool json;
 	int64_t corrupt_offset;         /* test only: sender flips the byte at this offset of conn 0 */
 	unsigned ring_entries;          /* SQ entries per ring */
+	unsigned wait_batch;            /* completions a ring waits for before waking (>= 1) */
+	unsigned wait_min_us;           /* ... for at most this long, then for any one */
 	const char *ifname;             /* --backend zcrx: NIC (rx_zcrx.c) */
 	int queue;                      /* --backend zcrx: RX queue, -1 = unset */
 	bool setup_nic;                 /* --backend zcrx: apply and restore NIC settings */

@@ -374,6 +374,9 @@ static void summary(struct run *run)
 	jb_dbl(&j, "rate_gbit", g_cfg.rate_gbit);
 	jb_u64(&j, "buf_size", g_cfg.buf_size);
 	jb_u64(&j, "bufs", g_cfg.bufs);
+	/* the batch the rings used: 1 where the kernel lacks IORING_FEAT_MIN_TIMEOUT */
+	jb_u64(&j, "wait_batch", run->have_rcv && run->rcv.rings ? run->rcv.rings[0].wait_batch : 0);
+	jb_u64(&j, "wait_min_us", g_cfg.wait_min_us);
 	json_cpus(&j, "rx_cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus);
 	json_cpus(&j, "tx_cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus);
 	jb_str(&j, "work", g_cfg.work == WORK_CHECKSUM ? "checksum" : "none");

@@ -49,6 +49,9 @@ static const char usage_text[] =
 "  --tx-cpus LIST        CPUs for sender threads, round-robin\n"
 "  --work W              checksum (default: read every byte) | none\n"
 "  --work-ns-per-kib N   extra busy cost per KiB received, in ns of thread CPU time (default 0)\n"
+"  --wait-batch N        a ring sleeps until N completions are ready, or ...\n"
+"  --wait-min-us U       ... U microseconds passed and at least one is (default 8 and 100; Linux\n"
+"                        >= 6.12, older kernels wait for one); --wait-batch 1 wakes per completion\n"
 "  --verify, --no-verify check every byte against the per-connection pattern (default on);\n"
 "                        use --no-verify for senders that are not zcrx-loadgen\n"
 "\n"
@@ -69,7 +72,7 @@ enum {
 	OPT_TOPOLOGY = 256, OPT_RINGS, OPT_WORKERS, OPT_BACKEND, OPT_CONNECTIONS, OPT_DURATION,
 	OPT_INTERVAL, OPT_SEND_SIZE, OPT_RATE, OPT_BUF_SIZE, OPT_BUFS, OPT_RX_CPUS, OPT_TX_CPUS,
 	OPT_WORK, OPT_WORK_NS, OPT_VERIFY, OPT_NO_VERIFY, OPT_LISTEN, OPT_CONNECT, OPT_JSON,
-	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC,
+	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC, OPT_WAIT_BATCH, OPT_WAIT_MIN_US,
 };
 
 static const struct option longopts[] = {
@@ -98,6 +101,8 @@ static const struct option longopts[] = {
 	{ "ifname", required_argument, NULL, OPT_IFNAME },
 	{ "queue", required_argument, NULL, OPT_QUEUE },
 	{ "setup-nic", no_argument, NULL, OPT_SETUP_NIC },
+	{ "wait-batch", required_argument, NULL, OPT_WAIT_BATCH },
+	{ "wait-min-us", required_argument, NULL, OPT_WAIT_MIN_US },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -220,6 +225,8 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 	cfg->verify = true;
 	cfg->corrupt_offset = -1;
 	cfg->queue = -1;
+	cfg->wait_batch = 8;
+	cfg->wait_min_us = 100;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -282,6 +289,16 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 			if (parse_size("--buf-size", a, 64, 16ULL << 20, &v))
 				return -1;
 			cfg->buf_size = (uint32_t)v;
+			break;
+		case OPT_WAIT_BATCH:
+			if (parse_size("--wait-batch", a, 1, 4096, &v))
+				return -1;
+			cfg->wait_batch = (unsigned)v;
+			break;
+		case OPT_WAIT_MIN_US:
+			if (parse_size("--wait-min-us", a, 1, 1000000, &v))
+				return -1;
+			cfg->wait_min_us = (unsigned)v;
 			break;
 		case OPT_BUFS:
 			if (parse_size("--bufs", a, 1, 32768, &v))

@@ -39,6 +39,7 @@ struct ring_thread {
 	int index;
 	struct rx_ring r;
 	bool ring_ok;
+	unsigned wait_batch;    /* completions to wait for (1 when the kernel has no min timeout) */
 	struct thread_stats st;
 	struct conn **conns;
 	int nconns, open;
