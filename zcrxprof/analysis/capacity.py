@@ -86,6 +86,8 @@ def predict(costs: Costs, topology: str, rings: int, cores: float, queues: float
         raise ValueError("rings and queues must be >= 1 and cores > 0")
     bounds: dict[str, float] = {}  # bytes per ns
     per_ring = costs.recv + costs.work
+    if not (math.isfinite(per_ring) and per_ring > 0 and (topology != "workers" or costs.recv > 0)):
+        raise ValueError(f"no measurable receive cost per byte ({costs.source or 'no runs'})")
     if topology == "single":
         bounds["ring"] = 1 / per_ring
         used_queues = 1
@@ -129,6 +131,8 @@ def validate(runs: pd.DataFrame, cores: int) -> pd.DataFrame:
         if not (g["topology"] == "single").any():
             continue
         costs = measure_costs(g)
+        if not (math.isfinite(costs.recv + costs.work) and costs.recv > 0):
+            continue        # e.g. no receiving thread's CPU time in these runs: nothing to model
         rate = dict(zip(BASE, key))["rate_gbit_s"]
         line = rate if rate and rate > 0 else math.inf
         for (topo, rings, workers), t in g.groupby(["topology", "rings", "workers"]):

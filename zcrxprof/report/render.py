@@ -140,7 +140,8 @@ def _capacity(runs: pd.DataFrame, frames: Frames, lab: str) -> str:
     cores = min(int((m.get("machine") or {}).get("cores") or 1) for m in frames.metadata.values())
     val = capacity.validate(runs, cores)
     if val.empty:
-        return h.section("Capacity model", h.paragraph("No single runs to measure per-byte costs from."))
+        return h.section("Capacity model", h.paragraph("No single runs with a measurable receive cost "
+                                                            "per byte to build the model from."))
     multi = val[val["topology"] != "single"]
     err = multi["error"].abs().median() if len(multi) else float("nan")
     return h.section("Capacity model",
