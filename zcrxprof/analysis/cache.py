@@ -61,13 +61,13 @@ def pmu_counters(frames: Frames) -> tuple[pd.DataFrame, str]:
     pc = frames.perf_counters
     kernels = ", ".join(sorted(set(frames.runs["kernel"]))) or "unknown kernel"
     if pc.empty:
-        return pd.DataFrame(), (f"no perf counters in this dataset (kernel {kernels}): cache effects "
+        return pd.DataFrame(), (f"No perf counters in this dataset (kernel {kernels}): cache effects "
                                 "are shown as the hot-vs-cold work cost only")
     cache = pc[pc["event"].isin(CACHE_EVENTS)]
     counted = cache[(cache["status"] == "counted") & cache["value"].notna()]
     if counted.empty:
         statuses = sorted(set(cache["status"])) or ["not requested"]
-        return pd.DataFrame(), (f"no hardware PMU: perf reported the cache events "
+        return pd.DataFrame(), (f"No hardware PMU: perf reported the cache events "
                                 f"{'/'.join(CACHE_EVENTS)} as {', '.join(statuses)} (kernel {kernels}); "
                                 "cache effects are shown as the hot-vs-cold work cost instead")
     per_run = counted.groupby([*KEY, "event"], as_index=False)["value"].sum()
@@ -75,4 +75,4 @@ def pmu_counters(frames: Frames) -> tuple[pd.DataFrame, str]:
     per_run = per_run.merge(runs, on=KEY)
     per_run["misses_per_kib"] = per_run["value"] / (per_run["bytes_received"] / 1024)
     table = per_run.groupby(["dataset", "topology", "event"], as_index=False)["misses_per_kib"].median()
-    return table, f"hardware cache counters present ({', '.join(sorted(set(counted['event'])))})"
+    return table, f"Hardware cache counters present ({', '.join(sorted(set(counted['event'])))})"
