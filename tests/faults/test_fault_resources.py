@@ -134,3 +134,19 @@ def _netns() -> set[str]:
 def _addrs(ns: str) -> list[str]:
     out = subprocess.run(["ip", "-n", ns, "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
     return [l.split()[3] for l in out.splitlines() if " lo " not in l]
+
+
+def test_lab_spool_on_a_full_disk_is_one_error_and_keeps_earlier_runs(small_disk):
+    # the writer the recording uses inside the lab guest (JSON spool, no pandas)
+    from zcrxprof.collect.spool import SpoolWriter
+    from zcrxprof.errors import ZcrxprofError
+
+    spool = SpoolWriter(small_disk / "spool", {"schema_version": 1})
+    spool.add_run({"runs": [{"run_id": 0, "status": "ok"}]})
+    fill(small_disk)
+    count("faults injected: lab spool disk full")
+    with pytest.raises(ZcrxprofError) as exc:
+        spool.add_run({"runs": [{"run_id": 1, "status": "ok", "pad": "x" * 100000}]})
+    assert "No space left on device" in str(exc.value) and "\n" not in str(exc.value)
+    assert [f.name for f in sorted((small_disk / "spool").iterdir())] == ["metadata.json", "run-0000.json"]
+    assert spool.metadata["runs_done"] == 1

@@ -20,16 +20,23 @@ METADATA = "metadata.json"
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename.
+
+    A full or read-only disk becomes a one-line ZcrxprofError; the earlier files stay as they were.
+    """
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, default=str)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ZcrxprofError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 
@@ -44,9 +51,9 @@ class SpoolWriter:
         self.metadata = {"name": self.path.name, "complete": False, "runs_done": 0, "notes": [], **metadata}
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            _write_json(self.path / METADATA, self.metadata)
         except OSError as exc:
             raise ZcrxprofError(f"cannot write the recording in {self.path}: {exc.strerror}") from None
+        _write_json(self.path / METADATA, self.metadata)
 
     def add_run(self, tables: dict[str, list[dict]]) -> None:
         """Write one run's rows (table name → list of row dicts), then the metadata."""
