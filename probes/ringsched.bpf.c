@@ -1,7 +1,9 @@
 /* ringsched: per-thread scheduling of the receive/worker threads, from sched tracepoints.
  *
- * A thread's process is learnt in its own context (sched_switch fires in the thread being switched
- * out), so wake-ups and switch-ins of other threads can be filtered by process too.
+ * sched_switch fires in the thread being switched out: its slot comes from task storage (common.h).
+ * Wake-ups and migrations name another thread: its slot is looked up by tid (tid_slots), so a thread
+ * is traced from its first switch-out on. sched_switch, sched_wakeup and sched_wakeup_new have a raw
+ * tracepoint variant, compiled (RAW_TP_<event>) when the kernel's BTF has the arguments it expects.
  * Metric ids are mirrored in zcrxprof/probes/ringsched.py.
  */
 #define M_SWITCH_VOLUNTARY  0   /* switched out while sleeping (what /proc counts as voluntary) */
@@ -10,101 +12,111 @@
 #define M_WAKEUPS           3   /* sched_wakeup + sched_wakeup_new of the thread */
 #define M_ONCPU_NS          4   /* time on CPU, switch-in to switch-out */
 #define H_WAKEUP_LATENCY_NS 0   /* wake-up to switch-in */
+#define S_WOKEN_AT          0   /* state word: last wake-up not yet followed by a run (NSTATE = 1) */
 
 #define TASK_REPORT_MAX 0x100   /* prev_state of a preempted task (include/linux/sched.h) */
 
-/* Per-thread state and counters in one value, updated in place: one hash lookup per thread per
- * event and no map update on the hot path (this map replaces common.h's `counts` for this tool).
- * The process is learnt in the thread's own context. */
-struct thread_state {
-    u32 tgid;
-    u32 generation;     /* filter generation `traced` was decided for (0: not yet) */
-    u32 traced;
-    u32 pad;
-    u64 woken_at;
-    u64 oncpu_at;
-    struct counters c;
+/* The thread switched in on each CPU and when: sched_switch runs in prev's context, so prev's
+ * time on CPU and its wake-up->run latency are both taken at its switch-out, from its own slot,
+ * without a lookup by tid. `thread` is the tid (classic tracepoint) or the task pointer (raw). */
+struct running {
+    u64 switched_in_at;
+    u64 thread;
 };
 
-BPF_HASH(threads, u32, struct thread_state, 65536);
+BPF_PERCPU_ARRAY(cpu_running, struct running, 1);
 
-/* The filter decision for a thread, cached until userspace changes the targets. */
-static __always_inline int traced_thread(struct thread_state *st, u32 tid)
+static __always_inline int on_switch(u64 prev, u64 next, int prev_is_idle, int voluntary)
 {
-    u32 generation = filter_generation();
+    u64 now = bpf_ktime_get_ns();
+    int zero = 0;
+    struct running *run = cpu_running.lookup(&zero);
+    u32 slot;
 
-    if (st->generation != generation) {
-        st->traced = traced_ids(st->tgid, tid);
-        st->generation = generation;
+    if (!run)
+        return 0;
+    slot = prev_is_idle ? NO_SLOT : current_slot();
+    if (slot != NO_SLOT) {
+        struct counters *c = counters_at(slot);
+        u64 *woken = state_word(c, S_WOKEN_AT);
+
+        add_own(c, voluntary ? M_SWITCH_VOLUNTARY : M_SWITCH_PREEMPTED, 1);
+        if (run->thread == prev && run->switched_in_at) {
+            if (now > run->switched_in_at)
+                add_own(c, M_ONCPU_NS, now - run->switched_in_at);
+            if (woken && *woken && *woken <= run->switched_in_at) {
+                hist_own(slot, H_WAKEUP_LATENCY_NS, run->switched_in_at - *woken);
+                *woken = 0;
+            }
+        } else if (woken) {
+            *woken = 0;     /* its switch-in was not seen (before attach): no latency sample */
+        }
     }
-    return st->traced;
+    run->switched_in_at = now;
+    run->thread = next;
+    return 0;
 }
 
 static __always_inline int on_wakeup(u32 tid)
 {
-    struct thread_state *st = threads.lookup(&tid);
+    struct counters *c = counters_at(slot_of_tid(tid));
+    u64 *woken = state_word(c, S_WOKEN_AT);
 
-    if (!st || !traced_thread(st, tid))
-        return TP_PASS;
-    add(&st->c, M_WAKEUPS, 1);
-    st->woken_at = bpf_ktime_get_ns();
-    return TP_PASS;
+    if (!woken)
+        return 0;
+    add(c, M_WAKEUPS, 1);       /* atomic: the wakee's own events write the same row */
+    *woken = bpf_ktime_get_ns();
+    return 0;
 }
 
-#ifdef HAVE_TP_sched__sched_switch
+#ifdef OFFSET_task_struct__pid
+/* The wakee's tid, at the offset the running kernel's BTF gives for task_struct.pid. */
+static __always_inline u32 task_tid(u64 task)
+{
+    u32 tid = 0;
+
+    bpf_probe_read_kernel(&tid, sizeof(tid), (void *)(task + OFFSET_task_struct__pid));
+    return tid;
+}
+#endif
+
+#if defined(RAW_TP_sched_switch)
+/* (bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state):
+ * voluntary exactly as the scheduler counts nvcsw (not preempted, and prev was not running). */
+RAW_TRACEPOINT_PROBE(sched_switch)
+{
+    u64 prev = ctx->args[1], next = ctx->args[2];
+    int voluntary = !(u8)ctx->args[0] && (u32)ctx->args[3] != 0;
+
+    return on_switch(prev, next, (u32)bpf_get_current_pid_tgid() == 0, voluntary);
+}
+#elif defined(HAVE_TP_sched__sched_switch)
 TRACEPOINT_PROBE(sched, sched_switch)
 {
     u32 prev = args->prev_pid, next = args->next_pid;
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    u64 now = bpf_ktime_get_ns();
     long state = args->prev_state;
-    struct thread_state *st;
 
-    if (prev) {
-        st = threads.lookup(&prev);
-        if (!st || st->tgid != tgid) {         /* new thread, or exec'd into another process */
-            struct thread_state init = {.tgid = tgid};
-            threads.update(&prev, &init);
-            st = threads.lookup(&prev);
-        }
-        if (st) {
-            if (traced_thread(st, prev)) {
-                add(&st->c, (state != 0 && state < TASK_REPORT_MAX) ? M_SWITCH_VOLUNTARY : M_SWITCH_PREEMPTED, 1);
-                if (st->oncpu_at && now > st->oncpu_at)
-                    add(&st->c, M_ONCPU_NS, now - st->oncpu_at);
-                st->oncpu_at = 0;
-            }
-        }
-    }
-    if (next) {
-        st = threads.lookup(&next);
-        if (st && traced_thread(st, next)) {
-            if (st->woken_at && now > st->woken_at)
-                hist(next, H_WAKEUP_LATENCY_NS, now - st->woken_at);
-            st->woken_at = 0;
-            st->oncpu_at = now;
-        }
-    }
+    on_switch(prev, next, prev == 0, state != 0 && state < TASK_REPORT_MAX);
     return TP_PASS;
 }
 #endif
 
-#ifdef HAVE_TP_sched__sched_wakeup
-TRACEPOINT_PROBE(sched, sched_wakeup) { return on_wakeup(args->pid); }
+#if defined(RAW_TP_sched_wakeup)
+RAW_TRACEPOINT_PROBE(sched_wakeup) { return on_wakeup(task_tid(ctx->args[0])); }     /* (task) */
+#elif defined(HAVE_TP_sched__sched_wakeup)
+TRACEPOINT_PROBE(sched, sched_wakeup) { on_wakeup(args->pid); return TP_PASS; }
 #endif
 
-#ifdef HAVE_TP_sched__sched_wakeup_new
-TRACEPOINT_PROBE(sched, sched_wakeup_new) { return on_wakeup(args->pid); }
+#if defined(RAW_TP_sched_wakeup_new)
+RAW_TRACEPOINT_PROBE(sched_wakeup_new) { return on_wakeup(task_tid(ctx->args[0])); }
+#elif defined(HAVE_TP_sched__sched_wakeup_new)
+TRACEPOINT_PROBE(sched, sched_wakeup_new) { on_wakeup(args->pid); return TP_PASS; }
 #endif
 
 #ifdef HAVE_TP_sched__sched_migrate_task
 TRACEPOINT_PROBE(sched, sched_migrate_task)
 {
-    u32 tid = args->pid;
-    struct thread_state *st = threads.lookup(&tid);
-
-    if (st && traced_thread(st, tid))
-        add(&st->c, M_MIGRATIONS, 1);
+    count(slot_of_tid(args->pid), M_MIGRATIONS, 1);
     return TP_PASS;
 }
 #endif

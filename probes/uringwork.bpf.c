@@ -25,17 +25,16 @@ TRACEPOINT_PROBE(io_uring, io_uring_local_work_run)
 {
     int items = args->count;        /* read the fields once, first: the verifier rejects */
     u32 loops = args->loops;        /* a modified context pointer */
-    u32 tid = current_tid();
-    struct counters *c;
+    u32 slot = current_slot();
+    struct counters *c = counters_at(slot);
 
-    if (!traced_current())
+    if (!c)
         return TP_PASS;
-    c = counters_of(tid);
-    add(c, M_LOCAL_RUNS, 1);
+    add_own(c, M_LOCAL_RUNS, 1);
     if (items > 0)
-        add(c, M_LOCAL_ITEMS, items);
-    add(c, M_LOCAL_LOOPS, loops);
-    hist(tid, H_LOCAL_ITEMS, items > 0 ? items : 0);
+        add_own(c, M_LOCAL_ITEMS, items);
+    add_own(c, M_LOCAL_LOOPS, loops);
+    hist_own(slot, H_LOCAL_ITEMS, items > 0 ? items : 0);
     return TP_PASS;
 }
 #endif
@@ -47,15 +46,14 @@ TRACEPOINT_PROBE(io_uring, io_uring_task_work_run)
 #ifdef HAVE_FIELD_io_uring_task_work_run_loops
     u32 loops = args->loops;
 #endif
-    struct counters *c;
+    struct counters *c = counters_at(current_slot());
 
-    if (!traced_current())
+    if (!c)
         return TP_PASS;
-    c = counters_of(current_tid());
-    add(c, M_TASK_RUNS, 1);
-    add(c, M_TASK_ITEMS, items);
+    add_own(c, M_TASK_RUNS, 1);
+    add_own(c, M_TASK_ITEMS, items);
 #ifdef HAVE_FIELD_io_uring_task_work_run_loops
-    add(c, M_TASK_LOOPS, loops);
+    add_own(c, M_TASK_LOOPS, loops);
 #endif
     return TP_PASS;
 }
@@ -64,8 +62,7 @@ TRACEPOINT_PROBE(io_uring, io_uring_task_work_run)
 #ifdef HAVE_TP_io_uring__io_uring_cqe_overflow
 TRACEPOINT_PROBE(io_uring, io_uring_cqe_overflow)
 {
-    if (traced_current())
-        count(current_tid(), M_CQE_OVERFLOWS, 1);
+    add_own(counters_at(current_slot()), M_CQE_OVERFLOWS, 1);
     return TP_PASS;
 }
 #endif
@@ -75,9 +72,9 @@ TRACEPOINT_PROBE(io_uring, io_uring_register)
 {
     u32 opcode = args->opcode;
     s64 ret = args->ret;
-    struct register_key key = {.tid = current_tid(), .opcode = opcode, .ret = ret};
+    struct register_key key = {.tid = (u32)bpf_get_current_pid_tgid(), .opcode = opcode, .ret = ret};
 
-    if (traced_current())
+    if (current_slot() != NO_SLOT)     /* rare: a hash keyed by (tid, opcode, result) is fine */
         registers.atomic_increment(key);
     return TP_PASS;
 }

@@ -20,16 +20,15 @@
 
 static __always_inline int on_recv_return(long ret)
 {
-    u32 tid = current_tid();
-    struct counters *c;
+    u32 slot = current_slot();
+    struct counters *c = counters_at(slot);
 
-    if (!traced_current())
+    if (!c)
         return 0;
-    c = counters_of(tid);
     add(c, M_RECV_CALLS, 1);
     if (ret > 0) {
         add(c, M_RECV_BYTES, ret);
-        hist(tid, H_RECV_BYTES, ret);
+        hist(slot, H_RECV_BYTES, ret);
     } else {
         add(c, M_RECV_EAGAIN, 1);
     }
@@ -38,18 +37,16 @@ static __always_inline int on_recv_return(long ret)
 
 static __always_inline int on_recvzc(void)
 {
-    if (traced_current())
-        count(current_tid(), M_RECVZC_CALLS, 1);
+    count(current_slot(), M_RECVZC_CALLS, 1);
     return 0;
 }
 
 static __always_inline int on_queue_cqe(int len)
 {
-    struct counters *c;
+    struct counters *c = counters_at(current_slot());
 
-    if (!traced_current())
+    if (!c)
         return 0;
-    c = counters_of(current_tid());
     add(c, M_CQES, 1);
     if (len > 0)
         add(c, M_CQE_BYTES, len);
@@ -60,9 +57,9 @@ static __always_inline int on_copy_chunk_return(long ret)
 {
     struct counters *c;
 
-    if (!traced_current() || ret <= 0)
+    if (ret <= 0)
         return 0;
-    c = counters_of(current_tid());
+    c = counters_at(current_slot());
     add(c, M_COPY_CHUNKS, 1);
     add(c, M_COPY_BYTES, ret);
     return 0;
@@ -71,11 +68,10 @@ static __always_inline int on_copy_chunk_return(long ret)
 /* Page-pool refill runs in NAPI (softirq) context: attributed to whichever thread was running. */
 static __always_inline int on_alloc_netmems_return(unsigned long netmem)
 {
-    struct counters *c;
+    struct counters *c = counters_at(current_slot());
 
-    if (!traced_current())
+    if (!c)
         return 0;
-    c = counters_of(current_tid());
     add(c, M_REFILL_CALLS, 1);
     if (netmem == 0)
         add(c, M_REFILL_EMPTY, 1);
@@ -84,8 +80,7 @@ static __always_inline int on_alloc_netmems_return(unsigned long netmem)
 
 static __always_inline int on_flush(void)
 {
-    if (traced_current())
-        count(current_tid(), M_FLUSHES, 1);
+    count(current_slot(), M_FLUSHES, 1);
     return 0;
 }
 

@@ -60,7 +60,9 @@ def test_tracepoint_tool_runs_intervals_as_json(name):
     assert head["kernel"] == os.uname().release and head["where"] == "host"
     assert "at /" in head["headers"]   # states the header tree it compiled against
     assert {p["status"] for p in head["probes"]} == {"attached"}
-    assert {p["method"] for p in head["probes"]} == {"tracepoint"}
+    tool = tool_class(name)()
+    for point, rep in zip(tool.POINTS, head["probes"]):
+        assert rep["method"] == ("raw_tracepoint" if tool.raw_tracepoint(point) else "tracepoint"), rep
     assert len(head["probes"]) == len(tool_class(name).POINTS)
     for row in lines[-1]["rows"]:
         assert set(row) >= {"probe", "tid", "metric", "value"} and row["probe"].startswith(name + ":")
@@ -175,10 +177,12 @@ sys.stdin.readline()
 """
 
 
-def test_ringsched_counts_switches_of_target_threads_against_proc():
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-tracepoints", "classic-tracepoints"])
+def test_ringsched_counts_switches_of_target_threads_against_proc(raw):
     child = subprocess.Popen([PY, "-c", SLEEPER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        with RingSched(pids=[]) as tool:          # attached before the workload names itself
+        with RingSched(pids=[], raw_tracepoints=raw) as tool:    # attached before the workload names itself
+            methods = {r.target: r.method for r in tool.attach_report}
             tool.set_targets([child.pid])
             child.stdin.write("go\n"); child.stdin.flush()
             truth = {int(k): v for k, v in json.loads(child.stdout.readline()).items()}
@@ -189,6 +193,9 @@ def test_ringsched_counts_switches_of_target_threads_against_proc():
     finally:
         child.kill()
         child.wait()
+    # this host's BTF has the raw arguments: the raw variant is used when allowed
+    assert methods["sched:sched_switch"] == ("raw_tracepoint" if raw else "tracepoint")
+    assert methods["sched:sched_wakeup"] == ("raw_tracepoint" if raw else "tracepoint")
     tids_seen = {r["tid"] for r in rows}
     assert set(truth) <= tids_seen
     assert tids_seen <= set(truth) | {child.pid}, "rows for threads outside the target process"
@@ -245,8 +252,9 @@ def test_uringwork_sees_each_registration_with_its_result():
     assert {r["metric"] for r in rows} == {f"register_op{op}_ret{ret}" for op, ret in seen}
 
 
-def test_pagepool_napi_polls_from_loopback_traffic():
-    with PagePool() as tool:
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-tracepoints", "classic-tracepoints"])
+def test_pagepool_napi_polls_from_loopback_traffic(raw):
+    with PagePool(raw_tracepoints=raw) as tool:
         srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
         cli = socket.create_connection(srv.getsockname()); conn, _ = srv.accept()
         got = 0
@@ -352,3 +360,102 @@ def test_unknown_tool_name_is_a_usage_error():
     with pytest.raises(ZcrxprofError) as exc:
         tool_class("nosuchtool")
     assert exc.value.exit_code == 2
+
+
+# ---- thread slots (per-thread counters in arrays, found through task local storage) ------------
+
+# A process whose threads each sleep N times, in two phases separated by lines on stdin: a line
+# "tids" lists its threads' tids, then "go" runs the second phase and the process exits.
+PHASES = r"""
+import json, sys, threading, time
+n_threads, first, second = map(int, sys.argv[1:4])
+go = [threading.Event() for _ in range(n_threads)]
+done = threading.Barrier(n_threads + 1)
+tids = {}
+def work(i):
+    tids[i] = threading.get_native_id()
+    for _ in range(first):
+        time.sleep(0.001)
+    done.wait()
+    go[i].wait()
+    for _ in range(second):
+        time.sleep(0.001)
+ts = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+for t in ts: t.start()
+done.wait()
+print(json.dumps(sorted(tids.values())), flush=True)
+sys.stdin.readline()
+for e in go: e.set()
+for t in ts: t.join()
+"""
+
+
+def _run_phases(tool, n_threads: int, first: int, second: int) -> tuple[int, list[int]]:
+    """Run PHASES untraced through its first phase, trace it for the second; returns its pid and
+    its workers' tids.
+
+    The process has exited and been reaped when this returns.
+    """
+    child = subprocess.Popen([PY, "-c", PHASES, str(n_threads), str(first), str(second)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        tids = json.loads(child.stdout.readline())
+        tool.set_targets([child.pid])
+        child.stdin.write("go\n"); child.stdin.flush()
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        child.wait()
+    return child.pid, tids
+
+
+def test_thread_traced_after_it_started_counts_from_then_and_survives_its_exit():
+    with RingSched(pids=[]) as tool:
+        _, tids = _run_phases(tool, 1, 40, 30)
+        assert not Path(f"/proc/{tids[0]}").exists()      # exited and reaped before the read
+        rows = tool.snapshot(0.0)
+        usage = tool.slot_usage()
+    val = {(r["tid"], r["metric"]): r["value"] for r in rows}
+    vol = val.get((tids[0], "switch_voluntary"), 0)
+    # 30 sleeps once traced (+ the wait for "go" and thread exit); the 40 before were not traced
+    assert 30 <= vol <= 30 + 5, vol
+    assert 30 <= val.get((tids[0], "wakeups"), 0) <= 30 + 5
+    assert usage["overflows"] == 0 and usage["used"] >= 1
+
+
+def test_slot_overflow_is_counted_and_only_slotted_threads_have_rows():
+    with RingSched(pids=[], slots=2) as tool:
+        pid, tids = _run_phases(tool, 4, 0, 20)
+        rows = tool.snapshot(0.0)
+        hist = tool.histograms()
+        usage = tool.slot_usage()
+    # four workers and the main thread switch out while traced: two get a slot, three do not
+    assert usage == {"slots": 2, "used": 2, "overflows": 3}
+    seen = {r["tid"] for r in rows}
+    assert len(seen) == 2 and seen <= set(tids) | {pid}
+    assert {h["tid"] for h in hist} <= seen
+
+
+def test_slot_count_must_be_positive():
+    with pytest.raises(ZcrxprofError) as exc:
+        RingSched(slots=0)
+    assert exc.value.exit_code == 2
+
+
+def test_raw_variant_only_when_the_kernels_btf_matches_what_the_program_expects():
+    from zcrxprof.probes.ladder import raw_tracepoint_params, struct_member_offset
+    from zcrxprof.probes.tool import Point
+    tool = RingSched()
+    switch = RingSched.POINTS[0]
+    assert raw_tracepoint_params("sched_switch") == switch.raw and tool.raw_tracepoint(switch)
+    assert not RingSched(raw_tracepoints=False).raw_tracepoint(switch)
+    other_args = Point("sched:sched_switch", raw=("struct task_struct *", "int"))
+    assert not tool.raw_tracepoint(other_args)
+    unknown_member = Point("sched:sched_wakeup", raw=("struct task_struct *",), raw_reads=("task_struct.nosuch",))
+    assert not tool.raw_tracepoint(unknown_member)
+    assert raw_tracepoint_params("no_such_event") is None
+    # the offset the raw sched_wakeup program reads the wakee's tid at: pid, then tgid (pid_t each)
+    assert struct_member_offset("task_struct", "tgid") == struct_member_offset("task_struct", "pid") + 4
+    defines = tool.defines()
+    assert "RAW_TP_sched_switch" in defines and "RAW_TP_sched_migrate_task" not in defines
+    assert f"OFFSET_task_struct__pid={struct_member_offset('task_struct', 'pid')}" in defines

@@ -116,39 +116,119 @@ def kallsyms_matching(function: str) -> list[str]:
     return sorted({s for s in _kallsyms if pattern.match(s)})
 
 
-BTF_KIND_FUNC = 12
+BTF_KIND_INT, BTF_KIND_PTR, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF = 1, 2, 4, 8
+BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO = 12, 13
 _btf = None
+_lib = None
 
 
 class _BtfType(ctypes.Structure):
     _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("type", ctypes.c_uint32)]
 
 
+class _BtfParam(ctypes.Structure):      # follows a FUNC_PROTO, vlen times
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32)]
+
+
+class _BtfMember(ctypes.Structure):     # follows a STRUCT, vlen times
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+
+
+def _vmlinux_btf():
+    """(libbpf, the running kernel's BTF) loaded once, or (None, 0) without libbpf or BTF.
+
+    Read with libbpf (Debian's libbpf1, a BCC dependency) — parsing the BTF in Python or through
+    bpftool's text dump takes tens of seconds in an emulated guest.
+    """
+    global _btf, _lib
+    if _lib is None:
+        try:
+            lib = ctypes.CDLL("libbpf.so.1")
+        except OSError:
+            return None, 0
+        lib.btf__load_vmlinux_btf.restype = ctypes.c_void_p
+        lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
+        lib.btf__type_by_id.restype = ctypes.POINTER(_BtfType)
+        lib.btf__type_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.btf__name_by_offset.restype = ctypes.c_char_p
+        lib.btf__name_by_offset.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        _lib = lib
+    if _btf is None:
+        _btf = _lib.btf__load_vmlinux_btf() or 0
+    return _lib, _btf
+
+
+def _kind(t) -> int:
+    return (t.info >> 24) & 0x1F
+
+
+def _items(t, cls):
+    """The vlen records (params or members) that follow a BTF type."""
+    addr = ctypes.addressof(t) + ctypes.sizeof(_BtfType)
+    return (cls * (t.info & 0xFFFF)).from_address(addr)
+
+
 def btf_arity(function: str) -> int | None:
     """Number of arguments of a kernel function per vmlinux BTF, or None if it has no BTF entry.
 
-    fexit programs find the return value after the arguments, so they need this count. Read with
-    libbpf (Debian's libbpf1, a BCC dependency) — parsing the BTF in Python or through bpftool's text
-    dump takes tens of seconds in an emulated guest.
+    fexit programs find the return value after the arguments, so they need this count.
     """
-    global _btf
-    try:
-        lib = ctypes.CDLL("libbpf.so.1")
-    except OSError:
+    lib, btf = _vmlinux_btf()
+    if not btf:
         return None
-    lib.btf__load_vmlinux_btf.restype = ctypes.c_void_p
-    lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
-    lib.btf__type_by_id.restype = ctypes.POINTER(_BtfType)
-    lib.btf__type_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    if _btf is None:
-        _btf = lib.btf__load_vmlinux_btf() or 0
-    if not _btf:
-        return None
-    func_id = lib.btf__find_by_name_kind(_btf, function.encode(), BTF_KIND_FUNC)
+    func_id = lib.btf__find_by_name_kind(btf, function.encode(), BTF_KIND_FUNC)
     if func_id <= 0:
         return None
-    proto = lib.btf__type_by_id(_btf, lib.btf__type_by_id(_btf, func_id).contents.type)
+    proto = lib.btf__type_by_id(btf, lib.btf__type_by_id(btf, func_id).contents.type)
     return proto.contents.info & 0xFFFF if proto else None
+
+
+def _type_name(lib, btf, type_id: int) -> str:
+    """C spelling of a parameter type: ``int``, ``bool`` (a typedef), ``struct task_struct *``."""
+    t = lib.btf__type_by_id(btf, type_id).contents
+    name = (lib.btf__name_by_offset(btf, t.name_off) or b"").decode()
+    kind = _kind(t)
+    if kind == BTF_KIND_PTR:
+        return _type_name(lib, btf, t.type) + " *" if t.type else "void *"
+    if kind == BTF_KIND_STRUCT:
+        return f"struct {name}"
+    if kind in (BTF_KIND_INT, BTF_KIND_TYPEDEF):
+        return name
+    return f"<kind {kind}> {name}"
+
+
+def raw_tracepoint_params(event: str) -> tuple[str, ...] | None:
+    """The arguments a raw tracepoint program gets for ``event`` (its ``btf_trace_<event>`` type in
+    vmlinux BTF, without the leading ``void *``), or None when the kernel has no BTF for it."""
+    lib, btf = _vmlinux_btf()
+    if not btf:
+        return None
+    tid = lib.btf__find_by_name_kind(btf, f"btf_trace_{event}".encode(), BTF_KIND_TYPEDEF)
+    if tid <= 0:
+        return None
+    ptr = lib.btf__type_by_id(btf, lib.btf__type_by_id(btf, tid).contents.type).contents
+    proto = lib.btf__type_by_id(btf, ptr.type).contents if _kind(ptr) == BTF_KIND_PTR else None
+    if proto is None or _kind(proto) != BTF_KIND_FUNC_PROTO:
+        return None
+    params = [_type_name(lib, btf, p.type) for p in _items(proto, _BtfParam)]
+    return tuple(params[1:]) if params and params[0] == "void *" else None
+
+
+def struct_member_offset(struct: str, member: str) -> int | None:
+    """Byte offset of a (non-bitfield, top-level) member of a kernel struct per vmlinux BTF."""
+    lib, btf = _vmlinux_btf()
+    if not btf:
+        return None
+    sid = lib.btf__find_by_name_kind(btf, struct.encode(), BTF_KIND_STRUCT)
+    if sid <= 0:
+        return None
+    t = lib.btf__type_by_id(btf, sid).contents
+    bitfields = bool(t.info >> 31)
+    for m in _items(t, _BtfMember):
+        if (lib.btf__name_by_offset(btf, m.name_off) or b"").decode() == member:
+            bits = m.offset & 0xFFFFFF if bitfields else m.offset
+            return bits // 8 if bits % 8 == 0 else None
+    return None
 
 
 def _last(lines: list[str], fallback: str) -> str:
@@ -173,6 +253,20 @@ def attach_tracepoint(bpf, tool: str, tp: str, fn_name: str) -> AttachResult:
             return AttachResult(tool, tp, "none", "unavailable",
                                 f"tracepoint {tp}: {name}: {_last(err, str(exc))}")
     return AttachResult(tool, tp, "tracepoint", "attached")
+
+
+def attach_raw_tracepoint(bpf, tool: str, tp: str, fn_name: str) -> AttachResult:
+    """Attach a raw tracepoint program (compiled only when the kernel's BTF has the arguments it
+    expects, see ProbeTool.raw_tracepoint)."""
+    ev = tp.partition(":")[2]
+    with captured_stderr() as err:
+        try:
+            bpf.attach_raw_tracepoint(tp=ev.encode(), fn_name=fn_name.encode())
+        except Exception as exc:   # BCC raises bare Exception
+            name = _errno_name()
+            return AttachResult(tool, tp, "none", "unavailable",
+                                f"raw tracepoint {ev}: {name}: {_last(err, str(exc))}")
+    return AttachResult(tool, tp, "raw_tracepoint", "attached")
 
 
 def attach_function(bpf, tool: str, function: str, fentry_fn: str, kprobe_fn: str,

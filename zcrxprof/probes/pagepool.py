@@ -1,7 +1,8 @@
 """pagepool: page-pool buffer moves and NAPI polling — holds/releases and polls, work per poll and
 polls that used their whole budget — attributed to the thread in whose context they ran.
 
-Probe points (tracepoints; host and lab guest):
+Probe points (tracepoints; host and lab guest; napi_poll as a raw tracepoint when the kernel's BTF
+shows the arguments the program expects):
   page_pool:page_pool_state_hold      holds (buffers handed out by a page pool)
   page_pool:page_pool_state_release   releases (buffers returned)
   napi:napi_poll                      polls, poll_work, poll_full_budget; histogram poll_work
@@ -27,7 +28,7 @@ class PagePool(ProbeTool):
     POINTS = (
         Point("page_pool:page_pool_state_hold"),
         Point("page_pool:page_pool_state_release"),
-        Point("napi:napi_poll"),
+        Point("napi:napi_poll", raw=("struct napi_struct *", "int", "int")),
     )
     METRICS = {
         0: ("page_pool:page_pool_state_hold", "holds"),

@@ -1,7 +1,8 @@
 """ringsched: how the receive and worker threads are scheduled — switches (voluntary vs preempted),
 migrations, wake-ups, wake-up→run latency (log2 histogram) and time on CPU, per thread.
 
-Probe points (tracepoints; they work on the host and in the lab guest):
+Probe points (tracepoints; they work on the host and in the lab guest; the first three as raw
+tracepoints when the kernel's BTF shows the arguments the program expects):
   sched:sched_switch        switch_voluntary, switch_preempted, oncpu_ns; histogram wakeup_latency_ns
   sched:sched_wakeup        wakeups (and the wake-up time for the latency)
   sched:sched_wakeup_new    wakeups of new threads
@@ -26,9 +27,9 @@ class RingSched(ProbeTool):
 
     NAME = "ringsched"
     POINTS = (
-        Point("sched:sched_switch"),
-        Point("sched:sched_wakeup", core=False),
-        Point("sched:sched_wakeup_new", core=False),
+        Point("sched:sched_switch", raw=("bool", "struct task_struct *", "struct task_struct *", "unsigned int")),
+        Point("sched:sched_wakeup", core=False, raw=("struct task_struct *",), raw_reads=("task_struct.pid",)),
+        Point("sched:sched_wakeup_new", core=False, raw=("struct task_struct *",), raw_reads=("task_struct.pid",)),
         Point("sched:sched_migrate_task", core=False),
     )
     METRICS = {
@@ -39,10 +40,7 @@ class RingSched(ProbeTool):
         4: ("sched:sched_switch", "oncpu_ns"),
     }
     HISTOGRAMS = {0: ("sched:sched_switch", "wakeup_latency_ns")}
-
-    def counter_items(self) -> list[tuple[int, object]]:
-        """Counters live in the per-thread state (one lookup per scheduler event)."""
-        return [(int(k.value), v.c) for k, v in self.bpf[b"threads"].items()]
+    STATE_WORDS = 1     # woken_at, next to the thread's counters
 
 
 if __name__ == "__main__":
