@@ -13,7 +13,7 @@ exactly in the phase, not after a guessed sleep. Phases:
 - ``midrun``: the second run's first interval sample was taken (its load generators are running)
 - ``between``: the first run is on disk, the second has not started
 - ``writing``: inside the second run's table writes, one table staged (SIGINT/SIGTERM are held there)
-- ``probefail``: no waiting; the second BPF tracepoint attach fails as BCC fails (an Exception)
+- ``probefail``: no waiting; the second BPF tracepoint attach (classic or raw) fails as BCC fails (an Exception)
 
 Everything else is the real `zcrxprof` (``zcrxprof.cli.main``).
 """
@@ -105,18 +105,22 @@ def install(phase: str, marker_dir: Path) -> None:
 
         def attach(self):
             from bcc import BPF
-            real_tp = BPF.attach_tracepoint
+            real = {name: getattr(BPF, name) for name in ("attach_tracepoint", "attach_raw_tracepoint")}
 
-            def failing(bpf, *a, **kw):
-                count[0] += 1
-                if count[0] == 2:
-                    raise Exception("Failed to attach BPF program to tracepoint (injected fault)")
-                return real_tp(bpf, *a, **kw)
-            BPF.attach_tracepoint = failing
+            def failing(name):
+                def attach_one(bpf, *a, **kw):
+                    count[0] += 1
+                    if count[0] == 2:
+                        raise Exception("Failed to attach BPF program to tracepoint (injected fault)")
+                    return real[name](bpf, *a, **kw)
+                return attach_one
+            for name in real:
+                setattr(BPF, name, failing(name))
             try:
                 return real_attach(self)
             finally:
-                BPF.attach_tracepoint = real_tp
+                for name, fn in real.items():
+                    setattr(BPF, name, fn)
         tool.ProbeTool.attach = attach
     else:
         raise SystemExit(f"inject.py: unknown phase {phase}")
