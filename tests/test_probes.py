@@ -419,7 +419,9 @@ def test_thread_traced_after_it_started_counts_from_then_and_survives_its_exit()
     vol = val.get((tids[0], "switch_voluntary"), 0)
     # 30 sleeps once traced (+ the wait for "go" and thread exit); the 40 before were not traced
     assert 30 <= vol <= 30 + 5, vol
-    assert 30 <= val.get((tids[0], "wakeups"), 0) <= 30 + 5
+    # one wake-up may be missed: BPF skips a program that would nest in one already running on
+    # that CPU (a timer interrupt's wake-up landing inside a probe; seen once in CI: 29)
+    assert 30 - 1 <= val.get((tids[0], "wakeups"), 0) <= 30 + 5
     assert usage["overflows"] == 0 and usage["used"] >= 1
 
 

@@ -94,11 +94,14 @@ def test_shared_ifq_exports_one_ifq_and_imports_it_on_every_other_ring(guest_run
     # every ring received through the shared ifq ...
     threads = {t["thread"]: t for t in by_type(run["records"], "summary")[-1]["threads"]}
     assert all(threads[f"rx{i}"]["bytes"] > 0 for i in range(len(regs)))
-    # ... and the kernel's own stats for that one ifq (7.2+) count every byte of all rings
+    # ... and the kernel's own stats for that one ifq (7.2+) count the bytes of all rings: never
+    # more than were received, and all of them but for the rare update the kernel loses when rings
+    # on two CPUs copy at once (seen once in CI: 32,609 of 309,329,920 bytes with 3 rings)
     stats = [e for e in by_type(run["records"], "event") if e["event"] == "stats"]
     if lab.version_tuple(run["kernel"]) >= (7, 2):
         assert len(stats) == 1 and stats[0]["ring"] == 0
-        assert stats[0]["bytes"] == by_type(run["records"], "summary")[-1]["bytes_received"]
+        received = by_type(run["records"], "summary")[-1]["bytes_received"]
+        assert 0.999 * received <= stats[0]["bytes"] <= received
 
 
 @pytest.mark.lab
