@@ -263,6 +263,17 @@ def test_mark_suppressed_checks_sched_switch_against_context_switches(stat):
     assert mark_suppressed(stat, set())[1] == []
 
 
+def test_a_small_sched_switch_shortfall_is_suppression_only_with_a_bpf_program_on_it(stat):
+    frame = stat.copy()
+    cs = frame[(frame["event"] == "context-switches") & (frame["status"] == "counted")]
+    row = cs[cs["value"] >= 10].iloc[0]       # an interval with switches enough to fall 3 short
+    hit = ((frame["tid"] == row["tid"]) & (frame["t"] == row["t"]) & (frame["event"] == "sched:sched_switch"))
+    frame.loc[hit, "value"] = row["value"] - 3
+    assert mark_suppressed(frame, set())[1] == []                       # read skew, not suppression
+    out, events = mark_suppressed(frame, {"sched_switch"})
+    assert events == ["sched:sched_switch"] and out.loc[hit, "status"].tolist() == ["suppressed"]
+
+
 def test_mark_suppressed_zero_counts_of_tracepoints_with_bpf_programs(stat):
     out, events = mark_suppressed(stat, {"io_uring_task_work_run", "softirq_entry"})
     assert events == ["io_uring:io_uring_task_work_run"]  # counted zeros only; softirq_entry counted > 0
