@@ -240,33 +240,31 @@ def _kprobes_missing() -> bool:
     return not (TRACEFS / "kprobe_events").exists()
 
 
+def _attach_tp(tool: str, tp: str, method: str, what: str, attach) -> AttachResult:
+    """Run ``attach()`` (a BCC attach call) with libbcc's diagnostics captured into the reason."""
+    with captured_stderr() as err:
+        try:
+            attach()
+        except Exception as exc:   # BCC raises bare Exception
+            return AttachResult(tool, tp, "none", "unavailable", f"{what}: {_errno_name()}: {_last(err, str(exc))}")
+    return AttachResult(tool, tp, method, "attached")
+
+
 def attach_tracepoint(bpf, tool: str, tp: str, fn_name: str) -> AttachResult:
     """Attach a tracepoint program; the program exists only if the tracepoint did at compile time."""
     cat, _, ev = tp.partition(":")
     if tracepoint_fields(cat, ev) is None:
         return AttachResult(tool, tp, "none", "unavailable", f"no tracepoint {tp} in this kernel")
-    with captured_stderr() as err:
-        try:
-            bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn_name.encode())
-        except Exception as exc:   # BCC raises bare Exception
-            name = _errno_name()
-            return AttachResult(tool, tp, "none", "unavailable",
-                                f"tracepoint {tp}: {name}: {_last(err, str(exc))}")
-    return AttachResult(tool, tp, "tracepoint", "attached")
+    return _attach_tp(tool, tp, "tracepoint", f"tracepoint {tp}",
+                      lambda: bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn_name.encode()))
 
 
 def attach_raw_tracepoint(bpf, tool: str, tp: str, fn_name: str) -> AttachResult:
     """Attach a raw tracepoint program (compiled only when the kernel's BTF has the arguments it
     expects, see ProbeTool.raw_tracepoint)."""
     ev = tp.partition(":")[2]
-    with captured_stderr() as err:
-        try:
-            bpf.attach_raw_tracepoint(tp=ev.encode(), fn_name=fn_name.encode())
-        except Exception as exc:   # BCC raises bare Exception
-            name = _errno_name()
-            return AttachResult(tool, tp, "none", "unavailable",
-                                f"raw tracepoint {ev}: {name}: {_last(err, str(exc))}")
-    return AttachResult(tool, tp, "raw_tracepoint", "attached")
+    return _attach_tp(tool, tp, "raw_tracepoint", f"raw tracepoint {ev}",
+                      lambda: bpf.attach_raw_tracepoint(tp=ev.encode(), fn_name=fn_name.encode()))
 
 
 def attach_function(bpf, tool: str, function: str, fentry_fn: str, kprobe_fn: str,
