@@ -150,7 +150,7 @@ def main() -> int:
           f"{'met' if ratio >= 0.98 else 'NOT met'}")
     print(f"\nBPF cost per event (kernel.bpf_stats_enabled, {STATS_RUNS} extra runs, weighted ns/event "
           f"{spread([v for v, _ in per_run])}; the median run per program; restored to {saved}):")
-    worst, all_cnt, all_ns = 0.0, 0, 0
+    worst, all_cnt = 0.0, 0
     for name, progs in stats.items():
         cnt = sum(p["run_cnt"] for p in progs)
         ns = sum(p["run_time_ns"] for p in progs)
@@ -160,13 +160,13 @@ def main() -> int:
                       f"{p['run_time_ns'] / p['run_cnt']:7.1f} ns/event")
         if cnt:
             worst = max(worst, ns / cnt)
-            all_cnt, all_ns = all_cnt + cnt, all_ns + ns
+            all_cnt += cnt
             print(f"  {name:<10} {'(all programs)':<50} {cnt:>10} events {ns / cnt:7.1f} ns/event")
     for name, (cnt, ns) in sorted(ref_stats.items()):
         what = "reference: empty program" if name.startswith("tracepoint") else "reference: one hash counter"
         if cnt:
             print(f"  {what:<61} {cnt:>10} events {ns / cnt:7.1f} ns/event")
-    overall = all_ns / all_cnt if all_cnt else 0.0
+    overall = weighted(stats)
     print(f"  {'every host probe, weighted by events':<61} {all_cnt:>10} events {overall:7.1f} ns/event")
     print(f"  target <= 150 ns/event: {'met' if overall <= 150 else 'NOT met'} overall "
           f"({overall:.1f}; worst tool {worst:.1f} — rare events run cold and absorb vCPU steal)")
