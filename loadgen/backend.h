@@ -18,8 +18,11 @@
  *   refill_backlog(r)                  instantaneous, sampled each interval
  *   stats(r, ev, max)                  optional end-of-run event/stat counters (may be NULL)
  *   ring_fini(r); shared_fini(shared)
- * put() and refill() are only ever called from the ring's own thread (workers hand buffers back
- * to the ring thread first), so a backend needs locking only for state shared between rings.
+ *   put_any(r, &buf)                   optional: give a buffer back from any thread (a worker)
+ * put() and refill() are only ever called from the ring's own thread. In `workers`, a backend with
+ * put_any() takes buffers back straight from the worker threads (zcrx: the worker writes the RQE
+ * under the refill ring's lock); without it, workers hand buffers to the ring thread, which put()s
+ * them. Either way the ring thread learns of every return and calls refill() (NODEV: FLUSH_RQ).
  */
 #ifndef LOADGEN_BACKEND_H
 #define LOADGEN_BACKEND_H
@@ -92,6 +95,8 @@ struct rx_backend {
 	enum rx_cqe_kind (*decode)(struct rx_ring *r, const struct io_uring_cqe *cqe,
 				   struct rx_buf *buf, struct rx_event *ev, int *err);
 	void (*put)(struct rx_ring *r, const struct rx_buf *buf);
+	/* Thread-safe put() from a thread that is not the ring's; NULL if the backend has none. */
+	void (*put_any)(struct rx_ring *r, const struct rx_buf *buf);
 	int (*refill)(struct rx_ring *r, struct lg_error *err);
 	uint64_t (*refill_backlog)(struct rx_ring *r);
 	int (*stats)(struct rx_ring *r, struct rx_event *ev, int max);   /* may be NULL */

@@ -367,6 +367,9 @@ static void summary(struct run *run)
 	jb_str(&j, "addr", g_cfg.addr ? g_cfg.addr : "");
 	jb_i64(&j, "rings", g_cfg.rings);
 	jb_i64(&j, "workers", g_cfg.workers);
+	/* workers: who gives a consumed buffer back to the backend */
+	jb_str(&j, "workers_return", g_cfg.topology != TOPO_WORKERS || !run->be ? "" :
+	       run->be->put_any ? "worker" : "rx0");
 	jb_i64(&j, "connections", g_cfg.connections);
 	jb_dbl(&j, "duration_s", g_cfg.duration_s);
 	jb_dbl(&j, "interval_s", g_cfg.interval_s);

@@ -2,8 +2,10 @@
  *
  * single:       rx0 receives, verifies and works, gives buffers back.
  * workers:      rx0 receives and pushes (buffer, length, connection, offset) onto a queue;
- *               workers sleep on a condition variable when idle, verify and work, and push the
- *               buffer onto a return queue that rx0 drains and gives back to the backend.
+ *               workers sleep on a condition variable when idle, verify and work, and give the
+ *               buffer back: straight to the backend where it takes returns from any thread (zcrx:
+ *               the worker writes the RQE), else onto a return queue that rx0 drains and put()s.
+ *               Either way the return queue tells rx0 what came back (accounting, refill).
  * ifq-per-ring, shared-ifq: rxN threads, each its own ring and its share of the connections;
  *               whether buffers are per ring or shared is the backend's business (shared_init).
  */
@@ -176,6 +178,8 @@ static void *worker_main(void *arg)
 		consume(rcv, &w->st, &b, &w->sink);
 		w->st.cur.bytes += b.len;
 		w->st.cur.completions++;
+		if (rcv->be->put_any)
+			rcv->be->put_any(&rcv->rings[0].r, &b);
 		pthread_mutex_lock(&ho->lock);
 		ho->ret[ho->rtail++ & ho->mask] = b;
 		pthread_cond_signal(&ho->ret_cv);
@@ -193,7 +197,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* rx0 (workers): give back what the workers finished; optionally wait up to ns for some. */
+/* rx0 (workers): take back what the workers finished (put() unless they gave it back to the
+ * backend themselves); optionally wait up to ns for some. */
 static void drain_returns(struct ring_thread *rt, uint64_t wait_ns)
 {
 	struct receiver *rcv = rt->rcv;
@@ -212,11 +217,13 @@ static void drain_returns(struct ring_thread *rt, uint64_t wait_ns)
 		for (n = 0; n < 64 && ho->rhead != ho->rtail; n++)
 			batch[n] = ho->ret[ho->rhead++ & ho->mask];
 		pthread_mutex_unlock(&ho->lock);
-		for (uint32_t i = 0; i < n; i++)
-			rcv->be->put(&rt->r, &batch[i]);
+		if (!rcv->be->put_any) {
+			for (uint32_t i = 0; i < n; i++)
+				rcv->be->put(&rt->r, &batch[i]);
+			rt->st.cur.bufs_returned += n;
+		}
 		rt->outstanding -= n;
 		rt->puts_seen += n;
-		rt->st.cur.bufs_returned += n;
 	} while (n == 64);
 }
 

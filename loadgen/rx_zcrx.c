@@ -9,7 +9,8 @@
  * Topologies: single / workers: one ifq on ring 0. ifq-per-ring: one ifq per ring. shared-ifq:
  * ring 0 registers the ifq and exports it (ZCRX_CTRL_EXPORT), rings 1..N-1 import it
  * (ZCRX_REG_IMPORT), each ring in its own thread; the single refill ring is written under a
- * userspace mutex. On 7.2+ the ifq is registered with an event descriptor: ZCRX_EVENT_COPY /
+ * userspace mutex. workers: the worker threads write the RQEs themselves (put_any), under the same
+ * mutex, and the ring thread flushes (NODEV) when they tell it. On 7.2+ the ifq is registered with an event descriptor: ZCRX_EVENT_COPY /
  * ALLOC_FAIL CQEs (exporting ring only, one per arm, re-armed) and zcrx_stats in the refill region.
  */
 #include <errno.h>
@@ -33,7 +34,7 @@ struct zcrx_shared {
 	struct zcrx_kernel kernel;
 	struct zcrx_ifq ifqs[LG_MAX_RINGS];     /* owned ifqs, freed after every ring is gone */
 	int export_fd;                          /* shared-ifq: ring 0's export, imported by the rest */
-	pthread_mutex_t rq_lock;                /* shared-ifq: the one refill ring */
+	pthread_mutex_t rq_lock;                /* shared-ifq, workers: the refill ring's writers */
 	struct nic_state nic;                   /* zcrx: the NIC settings to restore */
 	char driver[32];
 	unsigned ifindex;
@@ -48,6 +49,8 @@ struct zcrx_ring {
 	struct zcrx_ifq *ifq;           /* the ifq this ring receives through */
 	struct zcrx_ifq imported;       /* shared-ifq rings > 0: a view of ring 0's ifq */
 	bool exported, imported_flag, shared, events;
+	bool locked;                    /* other threads write this ring's RQEs: take rq_lock */
+	int flush_due;                  /* put_any() wrote RQEs since the last refill() (atomic) */
 	struct zcrx_pending *batch;     /* put() since the last refill() */
 	uint32_t nbatch, batch_cap;
 	uint64_t ev_copy, ev_alloc_fail, ev_other;     /* event CQEs seen (totals) */
@@ -242,6 +245,7 @@ static int zcrx_ring_init(struct rx_ring *r, struct lg_error *err)
 	}
 	r->priv = z;
 	z->shared = r->cfg->topology == TOPO_SHARED_IFQ;
+	z->locked = z->shared || r->cfg->topology == TOPO_WORKERS;
 	z->batch_cap = rq_entries(r->cfg);
 	z->batch = calloc(z->batch_cap, sizeof(*z->batch));
 	if (!z->batch) {
@@ -377,23 +381,39 @@ static uint32_t push_batch(struct zcrx_ring *z)
 	return n;
 }
 
+/* workers: a worker gives its buffer back by writing the RQE itself, as a real application's
+ * workers would; the ring thread flushes on its next refill() (NODEV needs it from the ring's
+ * own thread: FLUSH_RQ is a register call of a single-issuer ring). */
+static void zcrx_put_any(struct rx_ring *r, const struct rx_buf *buf)
+{
+	struct zcrx_shared *s = r->shared;
+	struct zcrx_ring *z = r->priv;
+
+	pthread_mutex_lock(&s->rq_lock);
+	if (zcrx_rq_push(z->ifq, buf->token, buf->len))  /* cannot fail: one RQE per area page */
+		zcrx_rq_commit(z->ifq);
+	pthread_mutex_unlock(&s->rq_lock);
+	__atomic_store_n(&z->flush_due, 1, __ATOMIC_RELEASE);
+}
+
 static int zcrx_refill(struct rx_ring *r, struct lg_error *err)
 {
 	struct zcrx_shared *s = r->shared;
 	struct zcrx_ring *z = r->priv;
+	bool flush = __atomic_exchange_n(&z->flush_due, 0, __ATOMIC_ACQ_REL);
 	uint32_t n;
 
-	if (!z->nbatch)
+	if (!z->nbatch && !flush)
 		return 0;
-	if (z->shared) {
+	if (z->locked)
 		pthread_mutex_lock(&s->rq_lock);
+	if (z->shared)
 		z->ifq->rq_tail = s->ifqs[0].rq_tail;   /* the one tail every ring appends to */
-		n = push_batch(z);
+	n = push_batch(z);
+	if (z->shared)
 		s->ifqs[0].rq_tail = z->ifq->rq_tail;
+	if (z->locked)
 		pthread_mutex_unlock(&s->rq_lock);
-	} else {
-		n = push_batch(z);
-	}
 	if (n < z->nbatch)
 		memmove(z->batch, z->batch + n, (z->nbatch - n) * sizeof(*z->batch));
 	z->nbatch -= n;
@@ -436,6 +456,7 @@ const struct rx_backend rx_backend_zcrx_nodev = {
 	.prep_recv = zcrx_prep,
 	.decode = zcrx_decode,
 	.put = zcrx_put,
+	.put_any = zcrx_put_any,
 	.refill = zcrx_refill,
 	.refill_backlog = zcrx_backlog,
 	.stats = zcrx_stats,
@@ -454,6 +475,7 @@ const struct rx_backend rx_backend_zcrx = {
 	.prep_recv = zcrx_prep,
 	.decode = zcrx_decode,
 	.put = zcrx_put,
+	.put_any = zcrx_put_any,
 	.refill = zcrx_refill,
 	.refill_backlog = zcrx_backlog,
 	.stats = zcrx_stats,

@@ -134,6 +134,9 @@ def test_workers_hand_off_and_switch_context_single_does_not(loadgen_bin):
     assert sum(t["completions"] for t in workers) == rx
     assert sum(t["bytes"] for t in workers) == w.bytes_received
     assert sum(t["bufs_returned"] for t in workers) == rx
+    # on copy, rx0 gives every handed-back buffer to the provided-buffer ring itself
+    assert w.params["workers_return"] == "rx0"
+    assert rx_totals(w, "bufs_returned") == rx
     assert sum(t["nvcsw"] for t in workers) > 0            # idle workers sleep and are woken
 
     s = loadgen.run(["--topology", "single", *paced], timeout=60).summary

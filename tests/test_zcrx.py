@@ -105,6 +105,18 @@ def test_shared_ifq_exports_one_ifq_and_imports_it_on_every_other_ring(guest_run
 
 
 @pytest.mark.lab
+def test_nodev_workers_write_the_rqes_themselves(guest_runs):
+    summary = by_type(guest_runs["workers"]["records"], "summary")[-1]
+    assert summary["params"]["workers_return"] == "worker"
+    threads = {t["thread"]: t for t in summary["threads"]}
+    workers = [t for name, t in threads.items() if name.startswith("worker")]
+    # every buffer rx0 received went back through the refill ring from a worker, none from rx0
+    assert len(workers) >= 2 and all(t["bufs_returned"] > 0 for t in workers)
+    assert sum(t["bufs_returned"] for t in workers) == threads["rx0"]["completions"] > 0
+    assert threads["rx0"]["bufs_returned"] == 0
+
+
+@pytest.mark.lab
 def test_ifq_per_ring_registers_separate_ifqs(guest_runs):
     regs = by_type(guest_runs["ifq-per-ring"]["records"], "registration")
     assert sorted(r["ifq"] for r in regs) == [0, 1]
