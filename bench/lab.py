@@ -2,9 +2,10 @@
 
 1. Boot-to-command: `lab.run(["true"])` five times; the host-clock time from starting vng to the
    guest command starting (median, min, max), with the accelerator.
-2. In ONE guest boot, interleaved rounds of: copy/single (the reference), zcrx-nodev/single and
-   zcrx-nodev/shared-ifq with 2 rings, each --duration D over loopback with verification; receive
-   throughput as ratios to the copy/single figure of the same round (median, min, max).
+2. In ONE guest boot, interleaved rounds of: copy/single (the reference), zcrx-nodev/single,
+   zcrx-nodev/shared-ifq with 2 rings and zcrx-nodev/workers with 2 workers (which write the RQEs),
+   each --duration D over loopback with verification; receive throughput as ratios to the
+   copy/single figure of the same round (median, min, max).
 
 Every figure is labelled with backend, topology, kernel and "emulated (TCG)" when it ran under TCG:
 TCG timings show relative shapes, never absolute performance. zcrx-nodev is a kernel COPY into the
@@ -31,6 +32,7 @@ CASES = [  # (label, backend, topology, extra args); the first one is the refere
     ("copy/single", "copy", "single", ""),
     ("zcrx-nodev/single", "zcrx-nodev", "single", ""),
     ("zcrx-nodev/shared-ifq x2", "zcrx-nodev", "shared-ifq", "--rings 2"),
+    ("zcrx-nodev/workers x2", "zcrx-nodev", "workers", "--workers 2"),   # workers write the RQEs
 ]
 
 

@@ -83,8 +83,25 @@ def test_a_failed_write_keeps_the_previous_table_whole(tmp_path, monkeypatch):
         w.add_run(_run_rows(1))
     monkeypatch.undo()
     assert dataset.load(tmp_path / "ds")["runs"]["run_id"].tolist() == [0]
-    assert not list((tmp_path / "ds").glob(".*tmp")), "temporary files left behind"
+    assert not list((tmp_path / "ds").rglob(".*tmp")), "temporary files left behind"
     assert dataset.read_metadata(tmp_path / "ds")["complete"] is False
+
+
+def test_runs_are_written_as_parts_until_close_folds_them(tmp_path):
+    w = dataset.DatasetWriter(tmp_path / "ds", {})
+    for run in range(3):
+        w.add_run(_run_rows(run))
+    parts = tmp_path / "ds" / "parts"
+    # each run wrote only its own rows (the cost of a run does not grow with the recording) ...
+    assert [pd.read_parquet(f)["run_id"].unique().tolist() for f in sorted(parts.glob("runs.*.parquet"))] == [[0], [1], [2]]
+    assert pd.read_parquet(tmp_path / "ds" / "runs.parquet").empty
+    # ... and a recording killed before close() still loads and validates, parts included
+    assert dataset.load(tmp_path / "ds")["intervals"].groupby("run_id")["bytes"].sum().tolist() == [3000] * 3
+    assert dataset.validate(tmp_path / "ds") == []
+    w.close(complete=False, finished="2026-01-01T00:00:00+00:00")
+    assert not parts.exists()
+    assert pd.read_parquet(tmp_path / "ds" / "runs.parquet")["run_id"].tolist() == [0, 1, 2]
+    assert dataset.load(tmp_path / "ds").metadata["runs_done"] == 3
 
 
 def test_validate_reports_departures(tmp_path):

@@ -4,10 +4,14 @@ Layout (columns in zcrxprof/schema.py, documented in docs/dataset.md)::
 
     datasets/<name>/metadata.json
     datasets/<name>/<table>.parquet      one per table in schema.TABLES, always present
+    datasets/<name>/parts/<table>.<n>.parquet   rows of run n while recording (see below)
 
-``DatasetWriter.add_run`` rewrites each table file through a temporary file and a rename, then
-``metadata.json`` the same way, so a crash or signal between runs never leaves a half-written table,
-and ``complete`` stays false until ``close(complete=True)``.
+``DatasetWriter.add_run`` writes only the run's rows, one part file per table, each through a
+temporary file and renamed once all were written, then ``metadata.json`` the same way: a crash or
+signal between runs never leaves a half-written table, and the cost of a run (memory, I/O) does not
+grow with the recording. ``close()`` folds the parts into ``<table>.parquet``; a recording killed
+before that keeps its parts, which readers append to the table file. ``complete`` stays false until
+``close(complete=True)``.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from zcrxprof import schema
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 METADATA = "metadata.json"
+PARTS = "parts"
 
 
 def default_root() -> Path:
@@ -95,7 +100,8 @@ class DatasetWriter:
         self.metadata.update(schema_version=schema.SCHEMA_VERSION, name=self.path.name, complete=False,
                              runs_done=0, notes=[])
         self.metadata.update(metadata)
-        self._frames: dict[str, list[pd.DataFrame]] = {t: [] for t in schema.TABLES}
+        self._runs = 0          # rows of the runs table written
+        self._parts = 0         # add_run calls that wrote parts (names the part files)
         try:
             for table in schema.TABLES:
                 write_table(self.path, table, schema.empty_frame(table))
@@ -110,32 +116,51 @@ class DatasetWriter:
             raise
 
     def add_run(self, tables: dict[str, pd.DataFrame | list[dict]]) -> None:
-        """Append one run's rows (table name → frame or list of row dicts), rewrite those tables, then metadata."""
+        """Write one run's rows (table name → frame or list of row dicts) as part files, then metadata."""
         unknown = set(tables) - set(schema.TABLES)
         if unknown:
             raise ZcrxprofError(f"unknown dataset table(s): {', '.join(sorted(unknown))}")
-        # every table is written to a temporary first and renamed only once all were written, so a
+        parts = self.path / PARTS
+        # every part is written to a temporary first and renamed only once all were written, so a
         # failure (disk full) leaves the earlier runs on disk, consistent, and the run absent
-        staged: dict[str, tuple[pd.DataFrame, Path]] = {}
+        staged: dict[str, tuple[int, Path]] = {}
         try:
+            parts.mkdir(exist_ok=True)
             for table, frame in tables.items():
                 if isinstance(frame, list):
                     frame = pd.DataFrame(frame)
                 if frame is None or frame.empty:
                     continue
                 frame = schema.conform(table, frame)
-                whole = schema.conform(table, pd.concat(self._frames[table] + [frame], ignore_index=True))
-                staged[table] = (frame, _staged_write(self.path / f"{table}.parquet",
-                                                      lambda tmp, w=whole: w.to_parquet(tmp, index=False)))
-        except BaseException:
+                staged[table] = (len(frame), _staged_write(_part_path(parts, table, self._parts),
+                                                           lambda tmp, f=frame: f.to_parquet(tmp, index=False)))
+        except BaseException as exc:
             for _, tmp in staged.values():
                 tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise ZcrxprofError(f"cannot write dataset {self.path}: {exc.strerror}") from None
             raise
-        for table, (frame, tmp) in staged.items():
-            os.replace(tmp, self.path / f"{table}.parquet")
-            self._frames[table].append(frame)
-        self.metadata["runs_done"] = sum(len(f) for f in self._frames["runs"])
+        for table, (_, tmp) in staged.items():
+            os.replace(tmp, _part_path(parts, table, self._parts))
+        self._parts += 1
+        self._runs += staged["runs"][0] if "runs" in staged else 0
+        self.metadata["runs_done"] = self._runs
         write_json(self.path / METADATA, self.metadata)
+
+    def _fold_parts(self) -> None:
+        """Fold every table's part files into its table file (atomically), then remove them."""
+        parts = self.path / PARTS
+        if not parts.is_dir():
+            return
+        for table in schema.TABLES:
+            files = _part_files(self.path, table)
+            if files:
+                frames = [pd.read_parquet(f) for f in [self.path / f"{table}.parquet", *files]]
+                write_table(self.path, table, pd.concat(frames, ignore_index=True))
+                for f in files:
+                    f.unlink()
+        with contextlib.suppress(OSError):
+            parts.rmdir()
 
     def update_metadata(self, **fields: Any) -> None:
         """Set metadata keys and rewrite metadata.json atomically."""
@@ -143,8 +168,22 @@ class DatasetWriter:
         write_json(self.path / METADATA, self.metadata)
 
     def close(self, complete: bool, finished: str) -> None:
-        """Mark the recording ended (``finished``: ISO UTC time), complete or partial."""
+        """Fold the parts into the tables, then mark the recording ended (``finished``: ISO UTC
+        time), complete or partial. Parts that cannot be folded (full disk) stay readable."""
+        try:
+            self._fold_parts()
+        except (OSError, ZcrxprofError) as exc:    # e.g. a full disk: the parts stay, and load
+            self.metadata.setdefault("notes", []).append(f"parts not folded into tables: {exc}")
         self.update_metadata(complete=bool(complete), finished=finished)
+
+
+def _part_path(parts: Path, table: str, run: int) -> Path:
+    return parts / f"{table}.{run:06d}.parquet"
+
+
+def _part_files(path: Path, table: str) -> list[Path]:
+    """The part files of ``table`` in a dataset, in run order (none once the writer closed)."""
+    return sorted((Path(path) / PARTS).glob(f"{table}.[0-9]*.parquet"))
 
 
 @dataclass
@@ -211,10 +250,13 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
     f = Path(path) / f"{table}.parquet"
     if not f.exists():
         return schema.empty_frame(table)
-    try:
-        frame = pd.read_parquet(f)
-    except Exception as exc:  # pyarrow raises several kinds for a damaged file
-        raise ZcrxprofError(f"cannot read {f}: {_one_line(exc)}") from None
+    frames = []
+    for part in [f, *_part_files(path, table)]:
+        try:
+            frames.append(pd.read_parquet(part))
+        except Exception as exc:  # pyarrow raises several kinds for a damaged file
+            raise ZcrxprofError(f"cannot read {part}: {_one_line(exc)}") from None
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     problems = schema.check_frame(table, frame)
     if problems and ("run_id" not in frame.columns or not pd.api.types.is_integer_dtype(frame["run_id"])):
         raise ZcrxprofError(f"cannot read {f}: not a zcrxprof {table} table ({problems[0]})")
@@ -253,10 +295,11 @@ def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
             problems.append(f"{table}: file {f.name} missing")
             continue
         try:
-            frames[table] = pd.read_parquet(f)
+            parts = [pd.read_parquet(part) for part in [f, *_part_files(path, table)]]
         except Exception as exc:  # a damaged file is a problem to report, not a crash
-            problems.append(f"{table}: cannot read {f.name}: {_one_line(exc)}")
+            problems.append(f"{table}: cannot read {f.name} or its parts: {_one_line(exc)}")
             continue
+        frames[table] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         problems += schema.check_frame(table, frames[table])
     runs = frames.get("runs")
     if runs is not None and "run_id" in runs.columns:
