@@ -155,8 +155,7 @@ class DatasetWriter:
         for table in schema.TABLES:
             files = _part_files(self.path, table)
             if files:
-                frames = [pd.read_parquet(f) for f in [self.path / f"{table}.parquet", *files]]
-                write_table(self.path, table, pd.concat(frames, ignore_index=True))
+                write_table(self.path, table, _read_rows(self.path, table))
                 for f in files:
                     f.unlink()
         with contextlib.suppress(OSError):
@@ -184,6 +183,12 @@ def _part_path(parts: Path, table: str, run: int) -> Path:
 def _part_files(path: Path, table: str) -> list[Path]:
     """The part files of ``table`` in a dataset, in run order (none once the writer closed)."""
     return sorted((Path(path) / PARTS).glob(f"{table}.[0-9]*.parquet"))
+
+
+def _read_rows(path: Path, table: str) -> pd.DataFrame:
+    """The rows of ``table`` as stored: its table file, then any part files (pyarrow errors pass)."""
+    frames = [pd.read_parquet(f) for f in [Path(path) / f"{table}.parquet", *_part_files(path, table)]]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 @dataclass
@@ -250,13 +255,10 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
     f = Path(path) / f"{table}.parquet"
     if not f.exists():
         return schema.empty_frame(table)
-    frames = []
-    for part in [f, *_part_files(path, table)]:
-        try:
-            frames.append(pd.read_parquet(part))
-        except Exception as exc:  # pyarrow raises several kinds for a damaged file
-            raise ZcrxprofError(f"cannot read {part}: {_one_line(exc)}") from None
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    try:
+        frame = _read_rows(path, table)
+    except Exception as exc:  # pyarrow raises several kinds for a damaged file
+        raise ZcrxprofError(f"cannot read {f} or its parts: {_one_line(exc)}") from None
     problems = schema.check_frame(table, frame)
     if problems and ("run_id" not in frame.columns or not pd.api.types.is_integer_dtype(frame["run_id"])):
         raise ZcrxprofError(f"cannot read {f}: not a zcrxprof {table} table ({problems[0]})")
@@ -295,11 +297,10 @@ def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
             problems.append(f"{table}: file {f.name} missing")
             continue
         try:
-            parts = [pd.read_parquet(part) for part in [f, *_part_files(path, table)]]
+            frames[table] = _read_rows(path, table)
         except Exception as exc:  # a damaged file is a problem to report, not a crash
             problems.append(f"{table}: cannot read {f.name} or its parts: {_one_line(exc)}")
             continue
-        frames[table] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         problems += schema.check_frame(table, frames[table])
     runs = frames.get("runs")
     if runs is not None and "run_id" in runs.columns:
