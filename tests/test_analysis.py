@@ -10,6 +10,7 @@ import pytest
 
 from zcrxprof import dataset, schema
 from zcrxprof.analysis import cache, capacity, label, load, per_run, pick, refill, saturation, switches, verdict
+from zcrxprof.analysis.load import Frames
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 
@@ -187,3 +188,53 @@ def test_kernel_switch_counts_cover_the_load_generators_own(frames):
     att = kernel.attach_report(frames)
     assert set(att["status"]) <= {"attached", "unavailable"}
     assert (att[att["status"] == "unavailable"]["reason"] != "").all()
+
+
+LAB = dataset.resolve("lab-nodev-4topo-kprobes")
+
+
+def test_copy_fallback_reads_the_zcrx_stats_and_the_copy_event_totals():
+    frames = load(LAB)
+    cp = refill.copy_fallback(frames).set_index(["run_id", "source", "metric"])["value"]
+    ev = frames.events
+    ok = frames.ok_runs()["run_id"]
+    assert len(ok) > 0
+    for run in ok:
+        stats = ev[(ev["run_id"] == run) & (ev["event"] == "stats")].groupby("metric")["value"].sum()
+        assert stats["bytes"] > 0
+        assert cp[(run, "zcrx_stats", "copy_bytes")] == stats["bytes"]
+        assert cp[(run, "zcrx_stats", "copy_chunks")] == stats["count"]
+        # the kernel probes count the same copies independently
+        assert cp[(run, "zcrx_stats", "copy_bytes")] == cp[(run, "probes", "copy_bytes")]
+        assert cp[(run, "zcrx_stats", "copy_chunks")] == cp[(run, "probes", "copy_chunks")]
+        # the end-of-run totals, not totals plus the interval records they already include
+        counts = ev[(ev["run_id"] == run) & (ev["metric"] == "count")].groupby("event")["value"].sum()
+        assert cp[(run, "events", "copy_events")] == counts["copy_events"]
+        assert 0 < counts["copy"] <= counts["copy_events"]
+
+
+def _frames_with_events(rows: list[tuple[int, str, int, str, float]]) -> Frames:
+    """Two ok zcrx runs and no probes; events from (run_id, event, ring, metric, value)."""
+    tables = {t: schema.empty_frame(t).assign(dataset=pd.Series(dtype="str")) for t in schema.TABLES}
+    tables["runs"] = pd.DataFrame({"dataset": "d", "run_id": [0, 1], "topology": ["single", "workers"],
+                                   "backend": "zcrx", "status": "ok", "verify_errors": 0})
+    tables["events"] = pd.DataFrame([{"dataset": "d", "run_id": r, "t": float(i), "event": e, "ring": ring,
+                                      "metric": m, "value": v} for i, (r, e, ring, m, v) in enumerate(rows)])
+    return Frames(tables)
+
+
+def test_event_counts_take_totals_once_and_never_add_bytes():
+    rows = [(0, "alloc_fail", 0, "count", 2), (0, "alloc_fail", 0, "bytes", 4096),
+            (0, "alloc_fail", 0, "count", 3), (0, "alloc_fail_events", 0, "count", 7),
+            (0, "alloc_fail_events", 0, "bytes", 0), (0, "alloc_fail_events", 1, "count", 1),
+            (0, "copy", 0, "count", 4), (0, "copy_events", 0, "count", 6),
+            (0, "stats", 0, "count", 10), (0, "stats", 0, "bytes", 20480),
+            (0, "stats", 1, "count", 5), (0, "stats", 1, "bytes", 8192),
+            # run 1 lost its totals: its interval records are all there is
+            (1, "alloc_fail", 0, "count", 2), (1, "alloc_fail", 0, "bytes", 9999), (1, "alloc_fail", 0, "count", 5)]
+    frames = _frames_with_events(rows)
+    st = refill.starvation(frames).set_index(["run_id", "metric"])["value"]
+    assert st.to_dict() == {(0, "alloc_fail_events"): 8, (1, "alloc_fail_events"): 7}
+    cp = refill.copy_fallback(frames).set_index(["run_id", "source", "metric"])["value"]
+    assert cp.to_dict() == {(0, "zcrx_stats", "copy_chunks"): 15, (0, "zcrx_stats", "copy_bytes"): 28672,
+                            (0, "events", "copy_events"): 6}

@@ -123,10 +123,16 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     )),
     Table("events", "one zcrx event or statistic reported by the load generator (`event` records)", (
         RUN_ID, T,
-        _c("event", "string", "", "`copy`, `alloc_fail`, or `stats` (7.2 zcrx_stats)"),
-        _c("ring", "int64", "", "ring that received the event (-1 if none)"),
-        _c("metric", "string", "", "what `value` counts (e.g. `count`, `copy_count`, `copy_bytes`)"),
-        _c("value", "float64", "", "the count; bytes for `*_bytes` metrics"),
+        _c("event", "string", "", "`copy` / `alloc_fail`: 7.2 ZCRX_EVENT_COPY / ALLOC_FAIL CQEs since the ring's "
+           "previous such record (at most one record per type per interval); `copy_events` / "
+           "`alloc_fail_events`: the ring's end-of-run totals of those CQEs (they include the interval "
+           "records: never add the two); `stats`: the ifq's 7.2 zcrx_stats at the end of the run, once "
+           "per ifq (`count` = copy_count, chunks copied; `bytes` = copy_bytes); `verify_error`: a payload "
+           "mismatch (`count` = bad bytes, plus `connection`, `client_port`, `offset`, `expected`, `got`)"),
+        _c("ring", "int64", "", "ring that reported the event; the ifq's index for `stats` (-1 if none)"),
+        _c("metric", "string", "", "what `value` holds: `count` or `bytes` (0 for CQE events); the fields "
+           "named above for `verify_error`"),
+        _c("value", "float64", "", "the count; bytes for the `bytes` metric"),
     )),
     Table("probes", "one kernel probe counter at one sample time (cumulative since attach)", (
         RUN_ID, T,

@@ -11,18 +11,38 @@ def _last_per_run(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return df.sort_values("t").groupby([*KEY, *cols], as_index=False)["value"].last()
 
 
+def _event_cqes(events: pd.DataFrame, name: str) -> pd.DataFrame:
+    """zcrx event CQEs of one type per run: the rings' end-of-run totals (``<name>_events``); for a
+    run without totals, the sum of its interval records (``<name>``), never both."""
+    c = events[events["metric"] == "count"]
+    total = c[c["event"] == f"{name}_events"].groupby(KEY, as_index=False)["value"].sum()
+    arm = c[c["event"] == name].groupby(KEY, as_index=False)["value"].sum()
+    arm = arm[~arm.set_index(KEY).index.isin(total.set_index(KEY).index)]
+    return pd.concat([total, arm], ignore_index=True).assign(metric=f"{name}_events", source="events")
+
+
+# The end-of-run `stats` event of each ifq: the kernel's zcrx_stats counters, named like the probes'.
+_STATS_METRICS = {"count": "copy_chunks", "bytes": "copy_bytes"}
+
+
 def copy_fallback(frames: Frames) -> pd.DataFrame:
     """Copy-fallback bytes and chunks per run, from kernel probes (``*copy*`` metrics summed over
-    threads) and from 7.2 ``zcrx_stats`` events; ``source`` says which."""
+    threads) and from 7.2 zcrx_stats (``copy_chunks``, ``copy_bytes`` summed over ifqs), plus the
+    ZCRX_EVENT_COPY CQEs (``copy_events``); ``source`` says which."""
     parts = []
     p = frames.probes[frames.probes["metric"].str.contains("copy", case=False)]
     if not p.empty:
         last = _last_per_run(p, ["probe", "tid", "metric"])
         parts.append(last.groupby([*KEY, "metric"], as_index=False)["value"].sum().assign(source="probes"))
-    e = frames.events[frames.events["metric"].str.startswith("copy")]
+    ev = frames.events
+    s = ev[(ev["event"] == "stats") & ev["metric"].isin(list(_STATS_METRICS))]
+    if not s.empty:
+        last = _last_per_run(s, ["ring", "metric"])
+        parts.append(last.groupby([*KEY, "metric"], as_index=False)["value"].sum()
+                     .assign(metric=lambda d: d["metric"].map(_STATS_METRICS), source="zcrx_stats"))
+    e = _event_cqes(ev, "copy")
     if not e.empty:
-        last = _last_per_run(e, ["event", "ring", "metric"])
-        parts.append(last.groupby([*KEY, "metric"], as_index=False)["value"].sum().assign(source="zcrx_stats"))
+        parts.append(e)
     if not parts:
         return pd.DataFrame(columns=[*KEY, "topology", "backend", "metric", "value", "source"])
     out = pd.concat(parts, ignore_index=True)
@@ -31,17 +51,16 @@ def copy_fallback(frames: Frames) -> pd.DataFrame:
 
 def starvation(frames: Frames) -> pd.DataFrame:
     """Refill starvation per run: kernel probe counters (``refill_empty``: the page pool asked the
-    refill ring for buffers and got none; ``*starv*``, ``*alloc_fail*``) and 7.2 ``alloc_fail``
-    events."""
+    refill ring for buffers and got none; ``*starv*``, ``*alloc_fail*``) and 7.2 ZCRX_EVENT_ALLOC_FAIL
+    CQEs (``alloc_fail_events``)."""
     parts = []
     p = frames.probes[frames.probes["metric"].str.contains("starv|alloc_fail|alloc_zero|refill_empty", case=False)]
     if not p.empty:
         last = _last_per_run(p, ["probe", "tid", "metric"])
         parts.append(last.groupby([*KEY, "metric"], as_index=False)["value"].sum().assign(source="probes"))
-    e = frames.events[frames.events["event"] == "alloc_fail"]
+    e = _event_cqes(frames.events, "alloc_fail")
     if not e.empty:
-        parts.append(e.groupby(KEY, as_index=False)["value"].sum().assign(metric="alloc_fail",
-                                                                            source="events"))
+        parts.append(e)
     if not parts:
         return pd.DataFrame(columns=[*KEY, "topology", "metric", "value", "source"])
     return pd.concat(parts, ignore_index=True).merge(frames.ok_runs()[[*KEY, "topology"]], on=KEY)
