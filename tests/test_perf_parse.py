@@ -95,6 +95,19 @@ def test_malformed_output_is_one_line_error(text):
     assert "\n" not in str(err.value) and "line 1" in str(err.value)
 
 
+@pytest.mark.parametrize("interval,per_thread,short,needed", [
+    (True, True, "1.0,rx0-1,12,,task-clock,100", 7),
+    (False, True, "rx0-1,12,,task-clock,100", 6),
+    (False, False, "12,,task-clock,100", 5),
+])
+def test_csv_error_names_the_fields_a_line_needs(interval, per_thread, short, needed):
+    with pytest.raises(ZcrxprofError, match=f"{needed - 1} fields, expected at least {needed}:"):
+        parse_stat_csv(short, interval=interval, per_thread=per_thread)
+    # as many fields as the message asks for is a line the parser takes
+    frame = parse_stat_csv(short + ",100.00", interval=interval, per_thread=per_thread)
+    assert frame["value"].tolist() == [12] and frame["running_pct"].tolist() == [100.0]
+
+
 @pytest.fixture(scope="module")
 def golden_profile() -> tuple[dict, pd.DataFrame]:
     doc = json.loads((GOLDEN / "profile.json").read_text())

@@ -21,8 +21,9 @@ from zcrxprof.perf.tool import Perf
 
 COLUMNS = ["t", "interval_s", "thread", "tid", "event", "value", "unit", "running_pct", "status", "runtime_ns"]
 # Fields after the optional time and thread fields in perf's -x output (perf 6.1):
-# value, unit, event, runtime, pcnt-running, metric-value, metric-unit.
+# value, unit, event, runtime, pcnt-running, metric-value, metric-unit; the first 5 are required.
 _CSV_TAIL = 7
+_CSV_NEEDED = 5
 
 
 def _status(value: str) -> tuple[str, float]:
@@ -70,14 +71,15 @@ def parse_stat_csv(text: str, sep: str = ",", interval: bool = True, per_thread:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split(sep)
-        if len(fields) < lead + 5:
-            raise ZcrxprofError(f"perf stat output line {n}: {len(fields)} fields, expected {lead + _CSV_TAIL}: {line.strip()[:80]}")
+        if len(fields) < lead + _CSV_NEEDED:
+            raise ZcrxprofError(f"perf stat output line {n}: {len(fields)} fields, expected at least "
+                                f"{lead + _CSV_NEEDED}: {line.strip()[:80]}")
         extra = max(0, len(fields) - lead - _CSV_TAIL)  # a thread name holding the separator
         t = _float(fields[0]) if interval else math.nan
         thread, tid = ("", -1)
         if per_thread:
             thread, tid = _split_thread(sep.join(fields[int(interval):int(interval) + 1 + extra]))
-        value, unit, event, runtime, pcnt = fields[lead + extra:lead + extra + 5]
+        value, unit, event, runtime, pcnt = fields[lead + extra:lead + extra + _CSV_NEEDED]
         status, val = _status(value)
         rows.append(dict(t=t, thread=thread, tid=tid, event=event, value=val, unit=unit,
                          running_pct=_float(pcnt), status=status, runtime_ns=_float(runtime)))
