@@ -2,6 +2,7 @@
 the committed datasets with their verdict cells' assertions holding."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -65,3 +66,56 @@ def test_a_verdict_cell_fails_when_the_data_contradicts_it(tmp_path):
         papermill.execute_notebook(str(NOTEBOOKS / NAMES[1]), str(tmp_path / "out.ipynb"),
                                    parameters={"dataset": str(bad)}, cwd=str(NOTEBOOKS),
                                    progress_bar=False, log_output=False, kernel_name="python3")
+
+
+def _with_profile(tmp_path: Path, sched_topology: str | None) -> Path:
+    """A copy of the host dataset given a small profile: in every run the receiving threads mostly
+    run the work function, and ``sched_topology``'s spend 8 % of their samples in the scheduler (1 %
+    elsewhere); None: an empty profile."""
+    import shutil
+
+    import pandas as pd
+
+    from zcrxprof import schema
+
+    out = tmp_path / "profiled"
+    shutil.copytree(dataset.resolve("host-copy-4topo"), out)
+    runs = pd.read_parquet(out / "runs.parquet")
+    rows = []
+    for run in runs.itertuples() if sched_topology else ():
+        sched = 8 if run.topology == sched_topology else 1
+        for thread, stack, samples in (("rx0", "start_thread;ring_main;consume;work_busy", 91 - sched),
+                                       ("rx0", "start_thread;io_uring_enter_[k];schedule_[k]", sched)):
+            rows.append({"run_id": run.run_id, "thread": thread, "tid": 1, "event": "cpu-clock",
+                         "stack": stack, "symbol": stack.rsplit(";", 1)[-1].removesuffix("_[k]"),
+                         "dso": "", "space": "kernel" if stack.endswith("_[k]") else "user",
+                         "samples": samples, "share": samples / 91})
+    frame = schema.conform("profile", pd.DataFrame(rows)) if rows else schema.empty_frame("profile")
+    frame.to_parquet(out / "profile.parquet", index=False)
+    return out
+
+
+def _run_02(path: Path, out: Path) -> None:
+    papermill.execute_notebook(str(NOTEBOOKS / NAMES[1]), str(out), parameters={"dataset": str(path), "sweep": ""},
+                               cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, kernel_name="python3")
+
+
+@pytest.mark.parametrize("case", ["no profile", "claim holds", "claim contradicted"])
+def test_02_profile_section_states_or_checks_where_receive_time_goes(case, tmp_path):
+    path = _with_profile(tmp_path, {"no profile": None, "claim holds": "workers", "claim contradicted": "single"}[case])
+    out = tmp_path / "out.ipynb"
+    if case == "claim contradicted":
+        with pytest.raises(papermill.PapermillExecutionError, match="AssertionError") as err:
+            _run_02(path, out)
+        assert 'assert handoff["workers"] > handoff["single"]' in str(err.value)
+        return
+    _run_02(path, out)
+    cell = next(c for c in nbformat.read(out, as_version=4).cells
+                if c.cell_type == "code" and "flame.figure" in c.source)
+    kinds = [k for o in cell.outputs for k in o.get("data", {})]
+    statement = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in cell.outputs)
+    if case == "no profile":
+        name = json.loads((path / "metadata.json").read_text())["name"]
+        assert f"No perf profile in `{name}`" in statement and "image/png" not in kinds
+    else:
+        assert "image/png" in kinds and "text/html" in kinds and not statement
