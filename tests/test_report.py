@@ -75,6 +75,64 @@ def test_report_names_labels_and_never_claims_zero_copy_for_copy(report):
         assert "(zero-copy)" not in text
 
 
+PROFILE_SECTION = "Where receive time goes (perf record)"
+
+
+def _section(text: str, title: str) -> str:
+    """The HTML of the report section titled ``title``."""
+    match = re.search(rf"<section><h2>{re.escape(title)}</h2>(.*?)</section>", text, flags=re.S)
+    assert match, f"no section {title!r}"
+    return match.group(1)
+
+
+def _rows(html_text: str) -> list[list[str]]:
+    """The cell texts of every table body row in ``html_text``."""
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", html_text, flags=re.S)]
+    return [r for r in rows if r]
+
+
+def test_report_has_the_profile_section(report):
+    import pandas as pd
+
+    section = _section(report.read_text(), PROFILE_SECTION)
+    name = json.loads((HOST / "metadata.json").read_text())["name"]
+    if pd.read_parquet(HOST / "profile.parquet").empty:  # recorded without --profile: says how to get one
+        assert "No perf profile in this dataset (record --profile)." in section and "<img" not in section
+    else:
+        assert f'<img alt="icicle graph {name}" src="data:image/png;base64,' in section
+        assert "<table>" in section and "work function (checksum, busy, verify)" in section
+
+
+def test_a_profiled_dataset_reports_its_breakdown_and_icicle_graph(tmp_path):
+    # a copy of the host dataset given a profile: per run, rx0 has 9 samples in the work function
+    # and 1 in the scheduler
+    import pandas as pd
+
+    from zcrxprof import schema
+
+    copy = tmp_path / "profiled"
+    shutil.copytree(HOST, copy)
+    runs = pd.read_parquet(copy / "runs.parquet")
+    rows = [{"run_id": r, "thread": "rx0", "tid": 1, "event": "cpu-clock", "stack": stack, "symbol": leaf,
+             "dso": "", "space": space, "samples": n, "share": n / 10}
+            for r in runs["run_id"]
+            for stack, leaf, space, n in (("start_thread;ring_main;consume;work_busy", "work_busy", "user", 9),
+                                          ("start_thread;io_uring_enter_[k];schedule_[k]", "schedule", "kernel", 1))]
+    schema.conform("profile", pd.DataFrame(rows)).to_parquet(copy / "profile.parquet", index=False)
+    proc = zcrxprof("report", str(copy), "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 0, proc.stderr
+    section = _section((tmp_path / "r.html").read_text(), PROFILE_SECTION)
+    name = json.loads((copy / "metadata.json").read_text())["name"]
+    assert f'<img alt="icicle graph {name}" src="data:image/png;base64,' in section
+    assert "No perf profile" not in section
+    table = {(r[0], r[5]): (r[6], r[7]) for r in _rows(section)}
+    ok = runs[(runs["status"] == "ok") & (runs["verify_errors"] <= 0)].groupby("topology").size()
+    assert len(ok) and len(table) == 2 * len(ok)
+    for topology, n in ok.items():
+        assert table[(topology, "work function (checksum, busy, verify)")] == (str(9 * n), "0.9")
+        assert table[(topology, "scheduler")] == (str(n), "0.1")
+
+
 def test_report_renders_offline_in_chromium(report, tmp_path):
     result = render(report, tmp_path)
     assert result["requests"] == []
