@@ -16,6 +16,7 @@ before that keeps its parts, which readers append to the table file. ``complete`
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -187,7 +188,11 @@ def _part_files(path: Path, table: str) -> list[Path]:
 
 def _read_rows(path: Path, table: str) -> pd.DataFrame:
     """The rows of ``table`` as stored: its table file, then any part files (pyarrow errors pass)."""
-    frames = [pd.read_parquet(f) for f in [Path(path) / f"{table}.parquet", *_part_files(path, table)]]
+    files = [Path(path) / f"{table}.parquet", *_part_files(path, table)]
+    for f in files:
+        if f.is_dir():   # pyarrow reads a directory as a multi-file dataset: an empty one would lose rows silently
+            raise IsADirectoryError(errno.EISDIR, "a directory, not a parquet file", str(f))
+    frames = [pd.read_parquet(f) for f in files]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
