@@ -81,7 +81,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
         return
     total = totals(COUNTS)
     terminalreporter.write_sep("-", "fault suite counts")
-    terminalreporter.write_line(", ".join(f"{k}: {n}" for k, n in total.items()))
+    terminalreporter.write_line(", ".join(f"{k}: {n}" for k, n in total.items())
+                                + f" (in {COUNTS.get('leftover checks', 0)} leftover checks)")
     for k in sorted(COUNTS):
         if k not in total:
             terminalreporter.write_line(f"  {k}: {COUNTS[k]}")
