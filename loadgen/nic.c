@@ -1,17 +1,32 @@
-/* nic.c - NIC preflight (ethtool ioctl) and set-up/restore (the ethtool program); see nic.h. */
+/* nic.c - the NIC checks and set-up of --backend zcrx (see nic.h).
+ *
+ * Driver, channels, ntuple-filters, RSS and ntuple rules go through the ethtool ioctls; the ring
+ * parameters tcp-data-split and hds-thresh through ethtool netlink (the ioctl has neither, and
+ * Debian 12's ethtool 6.1 cannot set tcp-data-split nor show hds-thresh).
+ */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <linux/ethtool.h>
+#include <linux/ethtool_netlink.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
 #include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nic.h"
+#include "report.h"
+
+#define RESTORE_TRIES 40        /* x 50 ms: the kernel releases a closed ring's queue asynchronously */
+
+/* ---- ethtool ioctl ------------------------------------------------------------------------ */
 
 static int ethtool_ioctl(const char *ifname, void *cmd)
 {
@@ -28,6 +43,279 @@ static int ethtool_ioctl(const char *ifname, void *cmd)
 	return ret;
 }
 
+/* ---- ethtool netlink: the ring parameters ------------------------------------------------- */
+
+struct genl {
+	int fd;
+	uint16_t family;                /* generic netlink id of "ethtool" */
+	uint32_t monitor;               /* its "monitor" multicast group (change notifications) */
+	uint32_t seq;
+	unsigned ifindex;
+	int notified;                   /* RINGS_NTF seen for ifindex during the last call */
+	char extack[160];               /* the kernel's message with the last error, "" if none */
+};
+
+struct nlreq {
+	union {
+		struct nlmsghdr h;
+		char b[256];            /* every request here is < 64 bytes */
+	};
+};
+
+struct rings {
+	int split;                      /* NIC_SPLIT_NONE or ETHTOOL_TCP_DATA_SPLIT_* */
+	int64_t hds;                    /* -1 = not reported */
+};
+
+static void req_init(struct nlreq *r, uint16_t type, uint8_t cmd, uint8_t version)
+{
+	struct genlmsghdr *gh;
+
+	memset(r, 0, sizeof(*r));
+	r->h.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+	r->h.nlmsg_type = type;
+	r->h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	gh = NLMSG_DATA(&r->h);
+	gh->cmd = cmd;
+	gh->version = version;
+}
+
+static struct nlattr *req_put(struct nlreq *r, uint16_t type, const void *data, uint16_t len)
+{
+	struct nlattr *a = (struct nlattr *)(r->b + NLMSG_ALIGN(r->h.nlmsg_len));
+
+	a->nla_type = type;
+	a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+	if (len)
+		memcpy((char *)a + NLA_HDRLEN, data, len);
+	r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + NLA_ALIGN(a->nla_len);
+	return a;
+}
+
+/* The request header every ethtool message carries: a nest holding the device index. */
+static void req_dev(struct nlreq *r, uint16_t header_attr, uint32_t ifindex)
+{
+	struct nlattr *nest = req_put(r, header_attr | NLA_F_NESTED, NULL, 0);
+
+	req_put(r, ETHTOOL_A_HEADER_DEV_INDEX, &ifindex, sizeof(ifindex));
+	nest->nla_len = (uint16_t)(r->b + r->h.nlmsg_len - (char *)nest);
+}
+
+/* Attributes: walk [a, end); each must fit. */
+#define NLA_OK_IN(a, end) ((char *)(a) + NLA_HDRLEN <= (end) && (a)->nla_len >= NLA_HDRLEN && \
+			   (char *)(a) + (a)->nla_len <= (end))
+#define NLA_NEXT(a) ((struct nlattr *)((char *)(a) + NLA_ALIGN((a)->nla_len)))
+#define NLA_DATA(a) ((void *)((char *)(a) + NLA_HDRLEN))
+#define NLA_END(a) ((char *)(a) + (a)->nla_len)
+#define NLA_TYPE(a) ((a)->nla_type & NLA_TYPE_MASK)
+
+static uint32_t nla_u32(const struct nlattr *a)
+{
+	uint32_t v = 0;
+
+	memcpy(&v, NLA_DATA(a), a->nla_len - NLA_HDRLEN < 4 ? a->nla_len - NLA_HDRLEN : 4);
+	return v;
+}
+
+typedef void (*reply_fn)(struct genl *g, uint8_t cmd, struct nlattr *attrs, char *end, void *ctx);
+
+/* Does a RINGS_NTF (attrs) concern g's device? */
+static bool ntf_for_us(const struct genl *g, struct nlattr *a, char *end)
+{
+	for (; NLA_OK_IN(a, end); a = NLA_NEXT(a)) {
+		if (NLA_TYPE(a) != ETHTOOL_A_RINGS_HEADER)
+			continue;
+		for (struct nlattr *h = NLA_DATA(a); NLA_OK_IN(h, NLA_END(a)); h = NLA_NEXT(h))
+			if (NLA_TYPE(h) == ETHTOOL_A_HEADER_DEV_INDEX && nla_u32(h) == g->ifindex)
+				return true;
+	}
+	return false;
+}
+
+/* The kernel's extended-ack message in an error reply, if any. */
+static void read_extack(struct genl *g, struct nlmsghdr *h)
+{
+	struct nlmsgerr *e = NLMSG_DATA(h);
+	char *end = (char *)h + h->nlmsg_len;
+	struct nlattr *a;
+
+	if (!(h->nlmsg_flags & NLM_F_ACK_TLVS))
+		return;
+	a = (struct nlattr *)((char *)e + NLMSG_ALIGN(sizeof(*e)) +
+			      (h->nlmsg_flags & NLM_F_CAPPED ? 0 : e->msg.nlmsg_len - NLMSG_HDRLEN));
+	for (; NLA_OK_IN(a, end); a = NLA_NEXT(a))
+		if (NLA_TYPE(a) == NLMSGERR_ATTR_MSG)
+			snprintf(g->extack, sizeof(g->extack), "%.*s", (int)(a->nla_len - NLA_HDRLEN),
+				 (char *)NLA_DATA(a));
+}
+
+/* Send r and read until its ACK or error; data replies go to fn. 0 or -errno. */
+static int genl_call(struct genl *g, struct nlreq *r, reply_fn fn, void *ctx)
+{
+	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+	ssize_t n;
+	int len;
+
+	r->h.nlmsg_seq = ++g->seq;
+	g->notified = 0;
+	g->extack[0] = 0;
+	if (send(g->fd, r, r->h.nlmsg_len, 0) < 0)
+		return -errno;
+	for (;;) {
+		n = recv(g->fd, buf, sizeof(buf), 0);
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		len = (int)n;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+			struct genlmsghdr *gh = NLMSG_DATA(h);
+			struct nlattr *attrs = (struct nlattr *)((char *)gh + GENL_HDRLEN);
+			char *end = (char *)h + h->nlmsg_len;
+
+			if (h->nlmsg_seq != g->seq) {   /* a notification (multicast, seq 0) */
+				if (h->nlmsg_type == g->family && g->family && gh->cmd == ETHTOOL_MSG_RINGS_NTF &&
+				    ntf_for_us(g, attrs, end))
+					g->notified++;
+				continue;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				if (e->error)
+					read_extack(g, h);
+				return e->error;
+			}
+			if (h->nlmsg_type != NLMSG_DONE && fn)
+				fn(g, gh->cmd, attrs, end, ctx);
+		}
+	}
+}
+
+static void family_reply(struct genl *g, uint8_t cmd, struct nlattr *a, char *end, void *ctx)
+{
+	for (; NLA_OK_IN(a, end); a = NLA_NEXT(a)) {
+		if (NLA_TYPE(a) == CTRL_ATTR_FAMILY_ID)
+			g->family = (uint16_t)nla_u32(a);
+		if (NLA_TYPE(a) != CTRL_ATTR_MCAST_GROUPS)
+			continue;
+		for (struct nlattr *grp = NLA_DATA(a); NLA_OK_IN(grp, NLA_END(a)); grp = NLA_NEXT(grp)) {
+			const char *name = NULL;
+			uint32_t id = 0;
+
+			for (struct nlattr *f = NLA_DATA(grp); NLA_OK_IN(f, NLA_END(grp)); f = NLA_NEXT(f)) {
+				if (NLA_TYPE(f) == CTRL_ATTR_MCAST_GRP_NAME)
+					name = NLA_DATA(f);
+				if (NLA_TYPE(f) == CTRL_ATTR_MCAST_GRP_ID)
+					id = nla_u32(f);
+			}
+			if (name && !strcmp(name, ETHTOOL_MCGRP_MONITOR_NAME))
+				g->monitor = id;
+		}
+	}
+}
+
+/* A netlink socket on the ethtool family, joined to its monitor group (change notifications). */
+static int genl_open(struct genl *g, const struct nic_state *st, struct lg_error *err)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 5 };
+	struct nlreq r;
+	int one = 1, ret;
+
+	memset(g, 0, sizeof(*g));
+	g->ifindex = st->ifindex;
+	g->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	if (g->fd < 0) {
+		lg_error_set(err, "socket(NETLINK_GENERIC)", errno, "%s (%s): ethtool netlink", st->ifname, st->driver);
+		return -1;
+	}
+	if (bind(g->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    setsockopt(g->fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one)) < 0 ||
+	    setsockopt(g->fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one)) < 0 ||
+	    setsockopt(g->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		lg_error_set(err, "bind/setsockopt(NETLINK_GENERIC)", errno, "%s (%s): ethtool netlink", st->ifname,
+			     st->driver);
+		goto fail;
+	}
+	req_init(&r, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
+	req_put(&r, CTRL_ATTR_FAMILY_NAME, ETHTOOL_GENL_NAME, sizeof(ETHTOOL_GENL_NAME));
+	ret = genl_call(g, &r, family_reply, NULL);
+	if (ret || !g->family || !g->monitor) {
+		lg_error_set(err, "CTRL_CMD_GETFAMILY", ret ? -ret : ENOENT, "%s (%s): this kernel has no ethtool "
+			     "netlink family (Linux >= 5.6 has one)", st->ifname, st->driver);
+		goto fail;
+	}
+	if (setsockopt(g->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g->monitor, sizeof(g->monitor)) < 0) {
+		lg_error_set(err, "setsockopt(NETLINK_ADD_MEMBERSHIP)", errno, "%s (%s): ethtool monitor group",
+			     st->ifname, st->driver);
+		goto fail;
+	}
+	return 0;
+fail:
+	close(g->fd);
+	g->fd = -1;
+	return -1;
+}
+
+static void rings_reply(struct genl *g, uint8_t cmd, struct nlattr *a, char *end, void *ctx)
+{
+	struct rings *out = ctx;
+
+	if (cmd != ETHTOOL_MSG_RINGS_GET_REPLY)
+		return;
+	for (; NLA_OK_IN(a, end); a = NLA_NEXT(a)) {
+		if (NLA_TYPE(a) == ETHTOOL_A_RINGS_TCP_DATA_SPLIT)
+			out->split = *(uint8_t *)NLA_DATA(a);
+		if (NLA_TYPE(a) == ETHTOOL_A_RINGS_HDS_THRESH)
+			out->hds = nla_u32(a);
+	}
+}
+
+/* tcp-data-split and hds-thresh as the kernel reports them. 0, or -errno (EOPNOTSUPP: no ring
+ * parameters at all, as on veth and lo). */
+static int rings_get(struct genl *g, struct rings *out)
+{
+	struct nlreq r;
+
+	out->split = NIC_SPLIT_NONE;
+	out->hds = -1;
+	req_init(&r, g->family, ETHTOOL_MSG_RINGS_GET, ETHTOOL_GENL_VERSION);
+	req_dev(&r, ETHTOOL_A_RINGS_HEADER, g->ifindex);
+	return genl_call(g, &r, rings_reply, out);
+}
+
+/* Set tcp-data-split (split >= 0) and/or hds-thresh (hds >= 0). 0, or -errno with g->extack;
+ * g->notified says whether the kernel changed anything (it notifies only then). */
+static int rings_set(struct genl *g, int split, int64_t hds)
+{
+	struct nlreq r;
+	uint8_t s = (uint8_t)split;
+	uint32_t h = (uint32_t)hds;
+
+	req_init(&r, g->family, ETHTOOL_MSG_RINGS_SET, ETHTOOL_GENL_VERSION);
+	req_dev(&r, ETHTOOL_A_RINGS_HEADER, g->ifindex);
+	if (split >= 0)
+		req_put(&r, ETHTOOL_A_RINGS_TCP_DATA_SPLIT, &s, sizeof(s));
+	if (hds >= 0)
+		req_put(&r, ETHTOOL_A_RINGS_HDS_THRESH, &h, sizeof(h));
+	return genl_call(g, &r, NULL, NULL);
+}
+
+static const char *split_name(int split)
+{
+	switch (split) {
+	case ETHTOOL_TCP_DATA_SPLIT_UNKNOWN:
+		return "auto";
+	case ETHTOOL_TCP_DATA_SPLIT_DISABLED:
+		return "off";
+	case ETHTOOL_TCP_DATA_SPLIT_ENABLED:
+		return "on";
+	default:
+		return "n/a";
+	}
+}
+
+/* ---- identification ------------------------------------------------------------------------ */
+
 static bool valid_ifname(const char *s)
 {
 	size_t n = strlen(s);
@@ -40,147 +328,511 @@ static bool valid_ifname(const char *s)
 	return true;
 }
 
-int nic_preflight(const char *ifname, unsigned queue, unsigned *ifindex, char *driver, int driver_len,
-		  struct lg_error *err)
+/* ifindex, driver, RX queue count and the queue range check. */
+static int identify(struct nic_state *st, struct lg_error *err)
 {
 	struct ethtool_drvinfo di = { .cmd = ETHTOOL_GDRVINFO };
 	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
-	unsigned nq;
-	int ret;
 
-	if (!valid_ifname(ifname)) {
-		lg_error_set(err, NULL, 0, "--ifname '%s' is not an interface name", ifname);
+	if (!valid_ifname(st->ifname)) {
+		lg_error_set(err, NULL, 0, "--ifname '%s' is not an interface name", st->ifname);
 		return -1;
 	}
-	*ifindex = if_nametoindex(ifname);
-	if (!*ifindex) {
-		lg_error_set(err, "if_nametoindex", errno, "no network interface %s here", ifname);
+	st->ifindex = if_nametoindex(st->ifname);
+	if (!st->ifindex) {
+		lg_error_set(err, "if_nametoindex", errno, "no network interface %s here", st->ifname);
 		return -1;
 	}
-	ret = ethtool_ioctl(ifname, &di);
-	snprintf(driver, (size_t)driver_len, "%s", ret == 0 && di.driver[0] ? di.driver : "no driver");
-	ret = ethtool_ioctl(ifname, &ch);
-	if (ret == 0) {
-		nq = ch.combined_count + ch.rx_count;
-		if (queue >= nq) {
-			lg_error_set(err, NULL, 0, "%s (%s) has %u RX queue(s): --queue %u is out of range", ifname,
-				     driver, nq, queue);
+	if (ethtool_ioctl(st->ifname, &di) == 0 && di.driver[0])
+		snprintf(st->driver, sizeof(st->driver), "%s", di.driver);
+	else
+		snprintf(st->driver, sizeof(st->driver), "no driver");
+	if (ethtool_ioctl(st->ifname, &ch) == 0) {
+		st->rx_queues = ch.combined_count + ch.rx_count;
+		if (st->queue >= st->rx_queues) {
+			lg_error_set(err, NULL, 0, "%s (%s) has %u RX queue(s): --queue %u is out of range", st->ifname,
+				     st->driver, st->rx_queues, st->queue);
 			return -1;
 		}
 	}
-	/* no channel info (lo, veth): the registration attempt says precisely why it cannot work */
 	return 0;
 }
 
-/* Run `ethtool ARGS...`; returns its exit status (or -1); its stdout goes to out (may be NULL). */
-static int ethtool_run(char *out, size_t out_len, const char *const argv[])
-{
-	int pfd[2], status;
-	pid_t pid;
-	size_t n = 0;
-	ssize_t r;
+/* ---- the settings, one by one: read, then fail (no --setup-nic) or apply ------------------- */
 
-	if (pipe(pfd) < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
+static int fix_split(struct genl *g, struct nic_state *st, struct lg_error *err)
+{
+	int ret, shown = st->split;
+
+	if (!st->setup) {
+		if (shown == ETHTOOL_TCP_DATA_SPLIT_ENABLED)
+			return 0;       /* shown on; an automatic "on" only the registration can tell */
+		lg_error_set(err, NULL, 0, "%s (%s) has tcp-data-split %s; zcrx needs it on%s: pass --setup-nic or "
+			     "run `ethtool -G %s tcp-data-split on%s` (ethtool 6.1 lacks these options)", st->ifname,
+			     st->driver, split_name(shown), st->hds >= 0 ? " and hds-thresh 0" : "", st->ifname,
+			     st->hds >= 0 ? " hds-thresh 0" : "");
 		return -1;
 	}
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execvp("ethtool", (char *const *)argv);
-		_exit(127);
+	/* The value shown may be the driver's own choice ("auto"), which zcrx refuses, and only the
+	 * kernel's change notification tells the two apart: set the value shown; a notification means
+	 * the setting was "auto", and "auto" is what nic_restore() puts back. */
+	ret = rings_set(g, shown, -1);
+	if (ret == 0 && g->notified) {
+		st->split_changed = true;
+		st->split_old = ETHTOOL_TCP_DATA_SPLIT_UNKNOWN;
+	} else if (ret == 0) {
+		st->split_old = (uint8_t)shown;
 	}
-	close(pfd[1]);
-	while (out && n + 1 < out_len && (r = read(pfd[0], out + n, out_len - n - 1)) > 0)
-		n += (size_t)r;
-	if (out)
-		out[n] = 0;
-	close(pfd[0]);
-	if (waitpid(pid, &status, 0) < 0)
+	if (ret == 0 && shown != ETHTOOL_TCP_DATA_SPLIT_ENABLED) {
+		ret = rings_set(g, ETHTOOL_TCP_DATA_SPLIT_ENABLED, -1);
+		st->split_changed |= ret == 0;
+	}
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_MSG_RINGS_SET", -ret, "--setup-nic: %s (%s): setting tcp-data-split on "
+			     "failed%s%s", st->ifname, st->driver, g->extack[0] ? ": " : "", g->extack);
 		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	}
+	return 0;
 }
 
-/* Value after "label:" on the "Current hardware settings" part of `ethtool -g`. */
-static void ring_setting(const char *text, const char *label, char *val, size_t len)
+static int fix_hds(struct genl *g, struct nic_state *st, struct lg_error *err)
 {
-	const char *cur = strstr(text, "Current hardware settings"), *p;
+	int ret;
 
-	val[0] = 0;
-	if (!cur || !(p = strstr(cur, label)))
+	if (st->hds <= 0)       /* 0, or not reported: the kernel's value is then 0 */
+		return 0;
+	if (!st->setup) {
+		lg_error_set(err, NULL, 0, "%s (%s) has hds-thresh %lld; zcrx needs 0: pass --setup-nic or run "
+			     "`ethtool -G %s hds-thresh 0` (ethtool 6.1 lacks the option)", st->ifname, st->driver,
+			     (long long)st->hds, st->ifname);
+		return -1;
+	}
+	ret = rings_set(g, -1, 0);
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_MSG_RINGS_SET", -ret, "--setup-nic: %s (%s): setting hds-thresh 0 failed%s%s",
+			     st->ifname, st->driver, g->extack[0] ? ": " : "", g->extack);
+		return -1;
+	}
+	st->hds_changed = true;
+	st->hds_old = (uint32_t)st->hds;
+	return 0;
+}
+
+/* "1 1 0 1": ethtool -X weights with queue q left out (n <= 16; else a description). */
+static void weights_text(char *out, size_t len, unsigned n, unsigned q)
+{
+	size_t used = 0;
+
+	if (n > 16) {
+		snprintf(out, len, "<one weight per queue, 0 for queue %u>", q);
 		return;
-	p += strlen(label);
-	while (*p == ' ' || *p == '\t')
-		p++;
-	snprintf(val, len, "%.*s", (int)strcspn(p, " \t\n"), p);
+	}
+	out[0] = 0;
+	for (unsigned i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%u", i ? " " : "", i == q ? 0u : 1u);
 }
 
-int nic_setup(const char *ifname, unsigned queue, const char *addr, struct nic_state *st, struct lg_error *err)
+/* RSS must spread flows over every queue but Q (the steered flows alone go to Q). */
+static int fix_rss(struct nic_state *st, struct lg_error *err)
 {
-	char text[8192], qs[16], port[16] = "";
-	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	struct ethtool_rxnfc rings = { .cmd = ETHTOOL_GRXRINGS };
+	struct ethtool_rxfh_indir head = { .cmd = ETHTOOL_GRXFHINDIR, .size = 0 };
+	struct ethtool_rxfh_indir *tab;
+	unsigned on_q = 0, n, k = 0;
+	char weights[64];
+	int ret;
+
+	ret = ethtool_ioctl(st->ifname, &rings);
+	if (ret == 0)
+		ret = ethtool_ioctl(st->ifname, &head);
+	if (ret == 0 && head.size == 0)
+		ret = -EOPNOTSUPP;
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_GRXFHINDIR", -ret, "%s (%s): no RSS indirection table to keep other flows off "
+			     "queue %u", st->ifname, st->driver, st->queue);
+		return -1;
+	}
+	n = (unsigned)rings.data;
+	if (n < 2) {
+		lg_error_set(err, NULL, 0, "%s (%s) has %u RSS ring(s); zcrx takes queue %u and needs another for the rest "
+			     "of the traffic: run `ethtool -L %s combined 2`", st->ifname, st->driver, n, st->queue,
+			     st->ifname);
+		return -1;
+	}
+	tab = calloc(1, sizeof(*tab) + head.size * sizeof(uint32_t));
+	if (!tab) {
+		lg_error_set(err, "calloc", ENOMEM, "%s: RSS indirection table", st->ifname);
+		return -1;
+	}
+	tab->cmd = ETHTOOL_GRXFHINDIR;
+	tab->size = head.size;
+	ret = ethtool_ioctl(st->ifname, tab);
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_GRXFHINDIR", -ret, "%s (%s): reading the RSS indirection table", st->ifname,
+			     st->driver);
+		free(tab);
+		return -1;
+	}
+	for (uint32_t i = 0; i < tab->size; i++)
+		on_q += tab->ring_index[i] == st->queue;
+	if (!on_q) {
+		free(tab);
+		return 0;
+	}
+	if (!st->setup) {
+		weights_text(weights, sizeof(weights), n, st->queue);
+		lg_error_set(err, NULL, 0, "%s (%s) spreads flows over queue %u by RSS (%u of %u table entries); zcrx "
+			     "needs it for the steered flows only: pass --setup-nic or run `ethtool -X %s weight %s`",
+			     st->ifname, st->driver, st->queue, on_q, tab->size, st->ifname, weights);
+		free(tab);
+		return -1;
+	}
+	/* keep the old table (was it the driver's default spread?), then every queue but Q in turn */
+	st->rss_size = tab->size;
+	st->rss_old = malloc(tab->size * sizeof(uint32_t));
+	if (!st->rss_old) {
+		lg_error_set(err, "malloc", ENOMEM, "%s: saving the RSS indirection table", st->ifname);
+		free(tab);
+		return -1;
+	}
+	memcpy(st->rss_old, tab->ring_index, tab->size * sizeof(uint32_t));
+	st->rss_was_default = true;
+	for (uint32_t i = 0; i < tab->size; i++) {
+		st->rss_was_default &= tab->ring_index[i] == i % n;
+		if (k % n == st->queue)
+			k++;
+		tab->ring_index[i] = k++ % n;
+	}
+	tab->cmd = ETHTOOL_SRXFHINDIR;
+	ret = ethtool_ioctl(st->ifname, tab);
+	free(tab);
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_SRXFHINDIR", -ret, "--setup-nic: %s (%s): moving RSS off queue %u failed",
+			     st->ifname, st->driver, st->queue);
+		return -1;
+	}
+	st->rss_changed = true;
+	return 0;
+}
+
+static int fix_ntuple(struct nic_state *st, struct lg_error *err)
+{
+	struct ethtool_value flags = { .cmd = ETHTOOL_GFLAGS };
+	int ret = ethtool_ioctl(st->ifname, &flags);
+
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_GFLAGS", -ret, "%s (%s): reading ntuple-filters", st->ifname, st->driver);
+		return -1;
+	}
+	if (flags.data & ETH_FLAG_NTUPLE)
+		return 0;
+	if (!st->setup) {
+		lg_error_set(err, NULL, 0, "%s (%s) has ntuple-filters off, so no flow can be steered to queue %u: "
+			     "pass --setup-nic or run `ethtool -K %s ntuple on`", st->ifname, st->driver, st->queue,
+			     st->ifname);
+		return -1;
+	}
+	flags.cmd = ETHTOOL_SFLAGS;     /* the other flags as they are: only ntuple changes */
+	flags.data |= ETH_FLAG_NTUPLE;
+	ret = ethtool_ioctl(st->ifname, &flags);
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_SFLAGS", -ret, "--setup-nic: %s (%s): turning ntuple-filters on failed%s",
+			     st->ifname, st->driver, ret == -EOPNOTSUPP ? " (fixed off by the driver)" : "");
+		return -1;
+	}
+	st->ntuple_changed = true;
+	return 0;
+}
+
+/* The rule locations in use (caller frees) and the GRXCLSRLCNT data (table size, LOC_SPECIAL). */
+static struct ethtool_rxnfc *rule_locations(const struct nic_state *st, uint64_t *data, struct lg_error *err)
+{
+	struct ethtool_rxnfc cnt = { .cmd = ETHTOOL_GRXCLSRLCNT }, *all;
+	int ret = ethtool_ioctl(st->ifname, &cnt);
+
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_GRXCLSRLCNT", -ret, "%s (%s): listing ntuple rules", st->ifname, st->driver);
+		return NULL;
+	}
+	*data = cnt.data;
+	all = calloc(1, sizeof(*all) + (cnt.rule_cnt + 1) * sizeof(uint32_t));
+	if (!all) {
+		lg_error_set(err, "calloc", ENOMEM, "%s: ntuple rule list", st->ifname);
+		return NULL;
+	}
+	all->cmd = ETHTOOL_GRXCLSRLALL;
+	all->rule_cnt = cnt.rule_cnt;
+	ret = ethtool_ioctl(st->ifname, all);
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_GRXCLSRLALL", -ret, "%s (%s): listing ntuple rules", st->ifname, st->driver);
+		free(all);
+		return NULL;
+	}
+	return all;
+}
+
+static bool rule_directs_to(const struct ethtool_rx_flow_spec *fs, unsigned queue)
+{
+	return fs->ring_cookie != RX_CLS_FLOW_DISC && !(fs->flow_type & FLOW_RSS) &&
+	       !ethtool_get_flow_spec_ring_vf(fs->ring_cookie) && ethtool_get_flow_spec_ring(fs->ring_cookie) == queue;
+}
+
+/* Where a new rule goes: "any" when the driver chooses (RX_CLS_LOC_SPECIAL), else the last free
+ * slot of the table (as ethtool -N does). */
+static int rule_slot(const struct ethtool_rxnfc *all, uint64_t data, uint32_t *loc)
+{
+	uint32_t size = (uint32_t)(data & ~(uint64_t)RX_CLS_LOC_SPECIAL);
+
+	if (data & RX_CLS_LOC_SPECIAL) {
+		*loc = RX_CLS_LOC_ANY;
+		return 0;
+	}
+	for (uint32_t l = size; l-- > 0;) {
+		bool used = false;
+
+		for (uint32_t i = 0; i < all->rule_cnt; i++)
+			used |= all->rule_locs[i] == l;
+		if (!used) {
+			*loc = l;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* Without --setup-nic: some rule must direct flows to Q. With it: add one for the listen port. */
+static int fix_rule(struct nic_state *st, const char *listen, struct lg_error *err)
+{
+	const char *colon = strrchr(listen, ':');
+	bool v6 = strchr(listen, '[') || strchr(listen, ':') != colon;
+	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+	struct ethtool_rxnfc rule = { .cmd = ETHTOOL_GRXCLSRULE }, *all;
+	uint64_t data = 0;
+	uint32_t loc = 0;
+	int ret;
+
+	all = rule_locations(st, &data, err);
+	if (!all)
+		return -1;
+	if (!st->setup) {
+		for (uint32_t i = 0; i < all->rule_cnt; i++) {
+			rule.fs.location = all->rule_locs[i];
+			if (ethtool_ioctl(st->ifname, &rule) == 0 && rule_directs_to(&rule.fs, st->queue)) {
+				free(all);
+				return 0;
+			}
+		}
+		free(all);
+		lg_error_set(err, NULL, 0, "%s (%s) has no ntuple rule directing flows to queue %u: pass --setup-nic or "
+			     "run `ethtool -N %s flow-type %s dst-port %ld action %u`", st->ifname, st->driver, st->queue,
+			     st->ifname, v6 ? "tcp6" : "tcp4", port, st->queue);
+		return -1;
+	}
+	ret = rule_slot(all, data, &loc);
+	free(all);
+	if (port <= 0 || port > 65535) {
+		lg_error_set(err, NULL, 0, "--setup-nic needs a fixed --listen port to steer to queue %u (got %s)",
+			     st->queue, listen);
+		return -1;
+	}
+	memset(&rule, 0, sizeof(rule));
+	rule.cmd = ETHTOOL_SRXCLSRLINS;
+	rule.fs.flow_type = v6 ? TCP_V6_FLOW : TCP_V4_FLOW;
+	if (v6) {
+		rule.fs.h_u.tcp_ip6_spec.pdst = htons((uint16_t)port);
+		rule.fs.m_u.tcp_ip6_spec.pdst = 0xffff;         /* mask bits set: compared */
+	} else {
+		rule.fs.h_u.tcp_ip4_spec.pdst = htons((uint16_t)port);
+		rule.fs.m_u.tcp_ip4_spec.pdst = 0xffff;
+	}
+	rule.fs.ring_cookie = st->queue;
+	rule.fs.location = loc;
+	if (ret == 0)
+		ret = ethtool_ioctl(st->ifname, &rule);
+	if (ret) {
+		lg_error_set(err, "ETHTOOL_SRXCLSRLINS", -ret, "--setup-nic: %s (%s): adding a rule steering %s port "
+			     "%ld to queue %u failed", st->ifname, st->driver, v6 ? "tcp6" : "tcp4", port, st->queue);
+		return -1;
+	}
+	st->rule_id = rule.fs.location;
+	st->rule_added = true;
+	return 0;
+}
+
+/* ---- the API ------------------------------------------------------------------------------- */
+
+int nic_prepare(const char *ifname, unsigned queue, const char *listen, bool setup, struct nic_state *st,
+		struct lg_error *err)
+{
+	struct genl g = { .fd = -1 };
+	struct rings rings;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
-	st->rule_id = -1;
+	st->queue = queue;
+	st->setup = setup;
+	st->split = NIC_SPLIT_NONE;
+	st->hds = -1;
 	snprintf(st->ifname, sizeof(st->ifname), "%s", ifname);
-	snprintf(qs, sizeof(qs), "%u", queue);
-	if (ethtool_run(text, sizeof(text), (const char *const[]){ "ethtool", "-g", ifname, NULL }) != 0) {
-		lg_error_set(err, NULL, 0, "--setup-nic: `ethtool -g %s` failed (is ethtool installed?)", ifname);
+	if (strlen(ifname) >= sizeof(st->ifname)) {
+		lg_error_set(err, NULL, 0, "--ifname '%s' is not an interface name", ifname);
 		return -1;
 	}
-	ring_setting(text, "TCP data split:", st->old_split, sizeof(st->old_split));
-	ring_setting(text, "HDS thresh:", st->old_hds, sizeof(st->old_hds));
-	if (!st->old_split[0] || !strcmp(st->old_split, "n/a")) {
-		lg_error_set(err, NULL, 0, "--setup-nic: %s reports no tcp-data-split setting: the driver "
-			     "cannot split headers, which zcrx needs", ifname);
+	if (identify(st, err) || genl_open(&g, st, err))
 		return -1;
+	ret = rings_get(&g, &rings);
+	if (ret && ret != -EOPNOTSUPP) {
+		lg_error_set(err, "ETHTOOL_MSG_RINGS_GET", -ret, "%s (%s): reading tcp-data-split", ifname, st->driver);
+		goto fail;
 	}
-	st->applied = true;
-	ret = ethtool_run(NULL, 0, (const char *const[]){ "ethtool", "-G", ifname, "tcp-data-split", "on",
-							  st->old_hds[0] ? "hds-thresh" : NULL, "0", NULL });
-	if (ret != 0) {
-		lg_error_set(err, NULL, 0, "--setup-nic: `ethtool -G %s tcp-data-split on hds-thresh 0` failed", ifname);
-		nic_restore(st);
-		return -1;
+	st->split = rings.split;
+	st->hds = rings.hds;
+	if (st->split == NIC_SPLIT_NONE) {      /* cannot split headers: the registration says why */
+		close(g.fd);
+		return 0;
 	}
-	/* RSS over queues 0..queue-1 only (the zcrx queue is the last one RSS may use) */
-	if (queue > 0 && ethtool_run(NULL, 0, (const char *const[]){ "ethtool", "-X", ifname, "equal", qs, NULL }) == 0)
-		st->rss_changed = true;
-	if (colon && colon[1]) {
-		snprintf(port, sizeof(port), "%s", colon + 1);
-		ret = ethtool_run(text, sizeof(text), (const char *const[]){ "ethtool", "-N", ifname, "flow-type",
-				  strchr(addr, '[') || strchr(addr, ':') != colon ? "tcp6" : "tcp4", "dst-port", port,
-				  "action", qs, NULL });
-		if (ret != 0 || sscanf(strstr(text, "ID") ? strstr(text, "ID") : "", "ID %d", &st->rule_id) != 1) {
-			lg_error_set(err, NULL, 0, "--setup-nic: cannot steer port %s to queue %u on %s (ntuple off?)",
-				     port, queue, ifname);
-			nic_restore(st);
-			return -1;
-		}
+	if (st->rx_queues == 1) {
+		lg_error_set(err, NULL, 0, "%s (%s) has 1 RX queue; zcrx takes queue %u and needs another for the rest "
+			     "of the traffic: run `ethtool -L %s combined 2`", ifname, st->driver, queue, ifname);
+		goto fail;
 	}
+	if (fix_split(&g, st, err) || fix_hds(&g, st, err) || fix_rss(st, err))
+		goto fail;
+	if (listen && (fix_ntuple(st, err) || fix_rule(st, listen, err)))
+		goto fail;
+	close(g.fd);
 	return 0;
+fail:
+	close(g.fd);
+	nic_restore(st);
+	return -1;
+}
+
+void nic_explain_register_error(const struct nic_state *st, struct lg_error *err)
+{
+	if (err->err != EINVAL)
+		return;
+	if (st->split == NIC_SPLIT_NONE)
+		lg_error_set(err, "io_uring_register(ZCRX_IFQ)", EINVAL, "%s (%s) queue %u cannot host zcrx: it reports "
+			     "no tcp-data-split setting (n/a), and zcrx needs header split on", st->ifname, st->driver,
+			     st->queue);
+	else if (!st->setup)    /* preflight saw tcp-data-split on and hds-thresh 0 */
+		lg_error_set(err, "io_uring_register(ZCRX_IFQ)", EINVAL, "%s (%s) queue %u cannot host zcrx: "
+			     "tcp-data-split shows on, perhaps as the driver's automatic choice, which zcrx refuses: pass "
+			     "--setup-nic or run `ethtool -G %s tcp-data-split on`", st->ifname, st->driver, st->queue,
+			     st->ifname);
+}
+
+/* One restore step, retried while the kernel still holds the closed rings' queue; a step that
+ * keeps failing is reported with the command that finishes the job by hand. */
+static void restore_step(struct nic_state *st, const char *what, const char *by_hand,
+			 int (*step)(struct nic_state *st, struct genl *g), struct genl *g)
+{
+	struct timespec pause = { .tv_nsec = 50 * 1000 * 1000 };
+	int ret = 0;
+
+	for (int i = 0; i < RESTORE_TRIES; i++) {
+		ret = step(st, g);
+		if (ret == 0)
+			return;
+		if (ret == -EBADF)      /* no ethtool netlink socket: retrying cannot help */
+			break;
+		nanosleep(&pause, NULL);
+	}
+	err_printf("zcrx-loadgen: warning: %s (%s): restoring %s failed: %s%s%s; by hand: %s\n", st->ifname,
+		   st->driver, what, errno_name(-ret), g && g->extack[0] ? ": " : "", g ? g->extack : "", by_hand);
+}
+
+static int undo_rule(struct nic_state *st, struct genl *g)
+{
+	struct ethtool_rxnfc del = { .cmd = ETHTOOL_SRXCLSRLDEL };
+
+	del.fs.location = st->rule_id;
+	return ethtool_ioctl(st->ifname, &del);
+}
+
+static int undo_rss(struct nic_state *st, struct genl *g)
+{
+	struct ethtool_rxfh_indir *tab;
+	int ret;
+
+	if (st->rss_was_default) {      /* size 0: the driver's default spread, as before */
+		struct ethtool_rxfh_indir reset = { .cmd = ETHTOOL_SRXFHINDIR, .size = 0 };
+
+		return ethtool_ioctl(st->ifname, &reset);
+	}
+	tab = calloc(1, sizeof(*tab) + st->rss_size * sizeof(uint32_t));
+	if (!tab)
+		return -ENOMEM;
+	tab->cmd = ETHTOOL_SRXFHINDIR;
+	tab->size = st->rss_size;
+	memcpy(tab->ring_index, st->rss_old, st->rss_size * sizeof(uint32_t));
+	ret = ethtool_ioctl(st->ifname, tab);
+	free(tab);
+	return ret;
+}
+
+static int undo_ntuple(struct nic_state *st, struct genl *g)
+{
+	struct ethtool_value flags = { .cmd = ETHTOOL_GFLAGS };
+	int ret = ethtool_ioctl(st->ifname, &flags);
+
+	if (ret)
+		return ret;
+	flags.cmd = ETHTOOL_SFLAGS;
+	flags.data &= ~(uint32_t)ETH_FLAG_NTUPLE;
+	return ethtool_ioctl(st->ifname, &flags);
+}
+
+static int undo_hds(struct nic_state *st, struct genl *g)
+{
+	return g->fd < 0 ? -EBADF : rings_set(g, -1, st->hds_old);
+}
+
+static int undo_split(struct nic_state *st, struct genl *g)
+{
+	return g->fd < 0 ? -EBADF : rings_set(g, st->split_old, -1);
 }
 
 void nic_restore(struct nic_state *st)
 {
-	char id[16];
+	struct genl g = { .fd = -1 };
+	struct lg_error err;
+	char cmd[160];
 
-	if (!st->applied)
-		return;
-	if (st->rule_id >= 0) {
-		snprintf(id, sizeof(id), "%d", st->rule_id);
-		ethtool_run(NULL, 0, (const char *const[]){ "ethtool", "-N", st->ifname, "delete", id, NULL });
+	if (st->rule_added) {
+		snprintf(cmd, sizeof(cmd), "`ethtool -N %s delete %u`", st->ifname, st->rule_id);
+		restore_step(st, "the ntuple rule", cmd, undo_rule, NULL);
+		st->rule_added = false;
 	}
-	if (st->rss_changed)
-		ethtool_run(NULL, 0, (const char *const[]){ "ethtool", "-X", st->ifname, "default", NULL });
-	if (st->old_split[0])
-		ethtool_run(NULL, 0, (const char *const[]){ "ethtool", "-G", st->ifname, "tcp-data-split", st->old_split,
-							    st->old_hds[0] ? "hds-thresh" : NULL, st->old_hds, NULL });
-	st->applied = false;
+	if (st->rss_changed) {
+		if (st->rss_was_default)
+			snprintf(cmd, sizeof(cmd), "`ethtool -X %s default`", st->ifname);
+		else
+			snprintf(cmd, sizeof(cmd), "`ethtool -X %s weight ...` giving the %u-entry table it had before",
+				 st->ifname, st->rss_size);
+		restore_step(st, "the RSS indirection table", cmd, undo_rss, NULL);
+		st->rss_changed = false;
+	}
+	if (st->ntuple_changed) {
+		snprintf(cmd, sizeof(cmd), "`ethtool -K %s ntuple off`", st->ifname);
+		restore_step(st, "ntuple-filters off", cmd, undo_ntuple, NULL);
+		st->ntuple_changed = false;
+	}
+	if ((st->hds_changed || st->split_changed) && genl_open(&g, st, &err))
+		err_printf("zcrx-loadgen: warning: %s\n", err.msg);     /* the steps below then say what is left */
+	if (st->hds_changed) {
+		snprintf(cmd, sizeof(cmd), "`ethtool -G %s hds-thresh %u`", st->ifname, st->hds_old);
+		restore_step(st, "hds-thresh", cmd, undo_hds, &g);
+		st->hds_changed = false;
+	}
+	if (st->split_changed) {
+		snprintf(cmd, sizeof(cmd), "`ethtool -G %s tcp-data-split %s`", st->ifname, split_name(st->split_old));
+		restore_step(st, "tcp-data-split", cmd, undo_split, &g);
+		st->split_changed = false;
+	}
+	if (g.fd >= 0)
+		close(g.fd);
+	free(st->rss_old);
+	st->rss_old = NULL;
 }

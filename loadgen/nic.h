@@ -1,33 +1,60 @@
-/* nic.h - NIC preflight and set-up for the hardware zcrx backend (--backend zcrx).
+/* nic.h - the NIC side of the hardware zcrx backend (--backend zcrx --ifname IF --queue Q).
  *
- * Preflight reads only (ifindex, driver, channel count): it changes nothing. nic_setup() applies
- * what zcrx needs (tcp-data-split on, hds-thresh 0, RSS away from the queue, a flow rule steering
- * the listen port to it) with the `ethtool` program, remembering every previous value; nic_restore()
- * puts each one back and is safe to call on every exit path (it does nothing when nothing changed).
+ * nic_prepare() reads, before anything is registered: ifindex, driver, RX queue count, the ring
+ * parameters tcp-data-split and hds-thresh (ethtool netlink: Debian 12's ethtool 6.1 can neither
+ * set tcp-data-split nor show hds-thresh), ntuple-filters, the RSS indirection table and the
+ * ntuple rules. zcrx needs: >= 2 RX queues, tcp-data-split set on, hds-thresh 0, no RSS entry on
+ * Q, and (with --listen) ntuple on and a rule directing flows to Q. Without --setup-nic the first
+ * wrong setting fails with one line naming it and the command that fixes it; nothing is changed.
+ * With --setup-nic each wrong setting is applied up front, its previous value (the RSS table entry
+ * by entry, tcp-data-split "auto" when the driver chose it) remembered, and nic_restore() puts every
+ * one back; a failure part-way restores what was applied before returning.
+ *
+ * A device that reports no tcp-data-split at all (veth, lo, virtio_net) cannot host zcrx; nothing
+ * is checked or changed and the registration attempt (which changes nothing either) gives the
+ * kernel's own reason.
  */
 #ifndef LOADGEN_NIC_H
 #define LOADGEN_NIC_H
 
 #include <net/if.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lgerror.h"
 
+#define NIC_SPLIT_NONE (-1)     /* the driver reports no tcp-data-split */
+
 struct nic_state {
-	bool applied;                   /* nic_setup changed something */
 	char ifname[IF_NAMESIZE];
-	char old_split[16];             /* previous tcp-data-split ("on"/"off"/"auto"), "" = untouched */
-	char old_hds[16];               /* previous hds-thresh, "" = untouched */
-	bool rss_changed;               /* RSS indirection was changed (restored with "default") */
-	int rule_id;                    /* ntuple rule added, -1 = none */
+	unsigned ifindex;
+	char driver[32];
+	unsigned queue;
+	unsigned rx_queues;             /* from ETHTOOL_GCHANNELS; 0 = not reported */
+	int split;                      /* as read: NIC_SPLIT_NONE or ETHTOOL_TCP_DATA_SPLIT_* */
+	int64_t hds;                    /* hds-thresh as read; -1 = not reported */
+	bool setup;                     /* --setup-nic */
+	/* what --setup-nic changed; nic_restore() undoes each */
+	bool split_changed;
+	uint8_t split_old;              /* config to put back (ETHTOOL_TCP_DATA_SPLIT_UNKNOWN = auto) */
+	bool hds_changed;
+	uint32_t hds_old;
+	bool ntuple_changed;
+	bool rss_changed;
+	bool rss_was_default;           /* the table was the driver's default spread: reset, not set */
+	uint32_t rss_size;
+	uint32_t *rss_old;              /* the previous indirection table (rss_size entries) */
+	bool rule_added;
+	uint32_t rule_id;               /* the ntuple rule added (its location) */
 };
 
-/* ifindex, driver name and a queue range check; -1 with one precise line. */
-int nic_preflight(const char *ifname, unsigned queue, unsigned *ifindex, char *driver, int driver_len,
-		  struct lg_error *err);
-/* Apply header split, hds-thresh 0, RSS away from queue, flow rule for addr's port (if any). */
-int nic_setup(const char *ifname, unsigned queue, const char *addr, struct nic_state *st, struct lg_error *err);
-/* Undo everything nic_setup changed. */
+/* Read (and with setup apply) what zcrx needs on ifname's RX queue `queue`; listen is the
+ * --listen ADDR:PORT (NULL in loopback mode: no flow to steer). -1 with one precise line. */
+int nic_prepare(const char *ifname, unsigned queue, const char *listen, bool setup, struct nic_state *st,
+		struct lg_error *err);
+/* After a failed registration: an EINVAL the NIC settings explain gets that explanation. */
+void nic_explain_register_error(const struct nic_state *st, struct lg_error *err);
+/* Undo everything nic_prepare changed (safe on every exit path; nothing when nothing changed). */
 void nic_restore(struct nic_state *st);
 
 #endif

@@ -144,9 +144,11 @@ static int shared_init(const struct lg_config *cfg, void **shared, bool nodev, s
 	zcrx_kernel_detect(&s->kernel);
 	if (zcrx_kernel_check(&s->kernel, nodev, cfg->topology == TOPO_SHARED_IFQ, err))
 		goto fail;
-	if (!nodev) {
-		if (nic_preflight(cfg->ifname, (unsigned)cfg->queue, &s->ifindex, s->driver, sizeof(s->driver), err))
+	if (!nodev) {   /* checks (and with --setup-nic applies) the NIC settings before registering */
+		if (nic_prepare(cfg->ifname, (unsigned)cfg->queue, cfg->addr, cfg->setup_nic, &s->nic, err))
 			goto fail;
+		s->ifindex = s->nic.ifindex;
+		snprintf(s->driver, sizeof(s->driver), "%s", s->nic.driver);
 	}
 	*shared = s;
 	return 0;
@@ -219,15 +221,9 @@ static int register_own(struct rx_ring *r, struct zcrx_shared *s, struct zcrx_ri
 	struct zcrx_ifq *ifq = &s->ifqs[r->index];
 
 	if (zcrx_register(&r->ring, &o, &s->kernel, ifq, err)) {
-		/* a NIC that rejects only for header split / hds-thresh: --setup-nic fixes that */
-		if (!s->nodev && err->err == EINVAL && cfg->setup_nic && !s->nic.applied) {
-			if (nic_setup(cfg->ifname, (unsigned)cfg->queue, cfg->addr, &s->nic, err))
-				return -1;
-			if (zcrx_register(&r->ring, &o, &s->kernel, ifq, err))
-				return -1;
-		} else {
-			return -1;
-		}
+		if (!s->nodev)
+			nic_explain_register_error(&s->nic, err);
+		return -1;
 	}
 	z->ifq = ifq;
 	z->events = o.events;   /* registration arms each event type once; decode() re-arms */

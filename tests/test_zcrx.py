@@ -3,8 +3,9 @@
 In the kernel lab (one guest boot for the whole file): every topology on zcrx-nodev over loopback,
 verified byte for byte, with the registration records that prove shared-ifq really exported one ifq
 and imported it on the other rings, and the 7.2 stats that prove the kernel received every byte
-through that one ifq. On the host (6.18, no zcrx-capable NIC): the precise one-line errors, and that
-a refused `--setup-nic` changes nothing.
+through that one ifq, and the refill backlog each ring samples. On the host (6.18, no zcrx-capable
+NIC): the precise one-line errors, and that a refused `--setup-nic` changes nothing (this machine's
+NIC, and a veth pair in a namespace the test creates and removes).
 """
 from __future__ import annotations
 
@@ -117,6 +118,23 @@ def test_nodev_workers_write_the_rqes_themselves(guest_runs):
 
 
 @pytest.mark.lab
+@pytest.mark.parametrize("name", list(TOPOLOGIES))
+def test_nodev_refill_backlog_stays_within_the_refill_ring(guest_runs, name):
+    """refill_backlog (rq_tail - *khead + RQEs not yet written) is sampled by each ring right after
+    its refill: it can never exceed the refill ring. Where the ring thread is its refill ring's only
+    writer (single, ifq-per-ring) it has just written every RQE and flushed (ZCRX_CTRL_FLUSH_RQ), so
+    the kernel has taken them all and it is 0; with workers or other rings writing concurrently it
+    may be anything up to rq_entries."""
+    recs = guest_runs[name]["records"]
+    rq_entries = {r["ring"]: r["rq_entries"] for r in by_type(recs, "registration")}
+    rx = [r for r in by_type(recs, "interval") if r["role"] == "rx"]
+    assert rx and {r["ring"] for r in rx} == set(rq_entries)
+    assert all(0 <= r["refill_backlog"] <= rq_entries[r["ring"]] for r in rx), [r["refill_backlog"] for r in rx]
+    if name in ("single", "ifq-per-ring"):
+        assert [r["refill_backlog"] for r in rx] == [0] * len(rx)
+
+
+@pytest.mark.lab
 def test_ifq_per_ring_registers_separate_ifqs(guest_runs):
     regs = by_type(guest_runs["ifq-per-ring"]["records"], "registration")
     assert sorted(r["ifq"] for r in regs) == [0, 1]
@@ -199,8 +217,10 @@ def test_zcrx_on_veth_names_the_driver_and_the_reason(host_loadgen, veth_netns):
     assert line.startswith("zcrx-loadgen: error: zv0 (veth)") and "EOPNOTSUPP" in line
 
 
-def nic_state(ifname: str) -> str:
-    parts = [subprocess.run(c, capture_output=True, text=True).stdout for c in
+def nic_state(ifname: str, netns: str | None = None) -> str:
+    """Everything --setup-nic may touch (and its neighbours), as the tools print it."""
+    wrap = ["ip", "netns", "exec", netns] if netns else []
+    parts = [subprocess.run(wrap + c, capture_output=True, text=True).stdout for c in
              (["ip", "-d", "link", "show", ifname], ["ethtool", "-g", ifname], ["ethtool", "-l", ifname],
               ["ethtool", "-x", ifname], ["ethtool", "-n", ifname], ["ethtool", "-k", ifname])]
     return "\n".join(parts)
@@ -224,6 +244,27 @@ def test_zcrx_setup_nic_on_this_machines_nic_fails_precisely_and_changes_nothing
     line = one_line(p)
     assert line.startswith(f"zcrx-loadgen: error: {ifname} (") and "cannot host zcrx" in line
     assert nic_state(ifname) == before
+
+
+def test_zcrx_setup_nic_on_veth_fails_precisely_and_changes_nothing(host_loadgen, veth_netns):
+    """veth reports no ring parameters (no tcp-data-split): nothing is set up, and the registration
+    gives the kernel's reason."""
+    before = nic_state("zv0", veth_netns)
+    assert "ntuple-filters: off [fixed]" in before         # what --setup-nic could not change anyway
+    p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "0", "--setup-nic", "--duration", "1",
+                 netns=veth_netns)
+    assert p.returncode == 1
+    line = one_line(p)
+    assert line.startswith("zcrx-loadgen: error: zv0 (veth) queue 0 cannot host zcrx") and "EOPNOTSUPP" in line
+    assert nic_state("zv0", veth_netns) == before
+
+
+def test_zcrx_queue_range_follows_the_channels_the_driver_reports(host_loadgen, veth_netns):
+    subprocess.run(["ip", "netns", "exec", veth_netns, "ethtool", "-L", "zv0", "rx", "2"], check=True)
+    p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "2", "--duration", "1", netns=veth_netns)
+    assert p.returncode == 1 and one_line(p).endswith("zv0 (veth) has 2 RX queue(s): --queue 2 is out of range")
+    p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "1", "--duration", "1", netns=veth_netns)
+    assert p.returncode == 1 and "zv0 (veth) queue 1 cannot host zcrx" in one_line(p)   # past the preflight
 
 
 @pytest.mark.parametrize("args, fragment", [
