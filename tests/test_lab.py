@@ -1,10 +1,14 @@
 """The kernel lab: prepare (cold when the tree is missing), run a command in the guest and get its
-real status and output back, the BCC header tree, host-side errors, and the timeout that leaves no
-QEMU behind. The guest boots three times in this file (status, BCC and hang), under TCG here."""
+real status and output back, the BCC header tree, host-side errors, the timeout and the signals
+(SIGTERM, SIGHUP, SIGKILL to `zcrxprof lab run`) that leave no vng or QEMU behind, and the KVM → TCG
+fallback (with a stand-in for vng). The guest boots three times in this file (status, BCC and hang),
+under TCG here; the signal tests stop QEMU while it boots."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -126,37 +130,125 @@ def test_cli_status_lists_the_kernel_and_its_features(lab_kernel):
     assert lab_kernel.version in text and "accelerator:" in text
 
 
-def cmdline(pid: int) -> bytes:
+def comm(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return b""
+        return ""
 
 
-def test_sigterm_to_lab_run_kills_the_guest_and_no_qemu_survives(lab_kernel):
-    cli = subprocess.Popen([sys.executable, "-m", "zcrxprof", "lab", "run", "--timeout", "300", "--", "sleep", "3600"],
-                           cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+def start_lab_run_cli() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "zcrxprof", "lab", "run", "--timeout", "300", "--", "sleep", "600"],
+                            cwd=PROJECT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_qemu(cli_pid: int) -> tuple[int, int]:
+    """(process group of the run, QEMU's pid) once QEMU runs: the group is led by cli_pid's child."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == cli_pid:
+                pgid = int(stat.parent.name)
+                qemu = next((p for p in lab.group_members(pgid) if comm(p).startswith("qemu-system")), None)
+                if qemu:
+                    return pgid, qemu
+        time.sleep(0.1)
+    raise AssertionError("QEMU never started")
+
+
+def alive(pid: int) -> bool:
     try:
-        vng = qemu = None
-        deadline = time.monotonic() + 60
-        while qemu is None and time.monotonic() < deadline:          # wait until QEMU runs
-            for stat in Path("/proc").glob("[0-9]*/stat"):
-                try:
-                    fields = stat.read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == cli.pid:
-                    vng = int(stat.parent.name)
-            if vng:
-                qemu = next((p for p in lab.group_members(vng) if b"qemu" in cmdline(p)), None)
-            time.sleep(0.1)
-        assert qemu, "QEMU never started"
-        cli.terminate()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_leftovers(pgid: int | None, cli: subprocess.Popen) -> None:
+    """A failed test leaves nothing behind either."""
+    if cli.poll() is None:
+        cli.kill()
+        cli.wait()
+    if pgid and lab.group_members(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_to_lab_run_kills_the_guest_and_no_qemu_survives(lab_kernel, sig):
+    cli, pgid = start_lab_run_cli(), None
+    try:
+        pgid, qemu = wait_for_qemu(cli.pid)
+        cli.send_signal(sig)
         _, err = cli.communicate(timeout=30)
-        assert cli.returncode == 1 and "terminated by SIGTERM" in err and len(err.strip().splitlines()) == 1
-        assert lab.group_members(vng) == []
+        assert cli.returncode == 1 and f"terminated by {sig.name}" in err and len(err.strip().splitlines()) == 1
+        assert lab.group_members(pgid) == [] and not alive(qemu)
     finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
+        kill_leftovers(pgid, cli)
+
+
+def test_sigkill_to_lab_run_leaves_no_vng_or_qemu_behind(lab_kernel):
+    """SIGKILL cannot be caught: the guard leading the group sees its parent die and kills it."""
+    cli, pgid = start_lab_run_cli(), None
+    try:
+        pgid, qemu = wait_for_qemu(cli.pid)
+        cli.kill()
+        cli.wait()
+        deadline = time.monotonic() + 5
+        while (lab.group_members(pgid) or alive(qemu)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lab.group_members(pgid) == [] and not alive(qemu)
+    finally:
+        kill_leftovers(pgid, cli)
+
+
+# ---- the accelerator choice, with a stand-in for vng (no guest boots) ----------------------------
+
+FAKE_VNG = """#!/bin/sh
+# stands in for vng: under KVM it fails as this host's kvm_pvm does (QEMU prints the error, then
+# hangs); with --disable-kvm (TCG) it runs the guest script right here
+case " $* " in *" --disable-kvm "*) ;; *) echo "KVM internal error. Suberror: 1"; exec sleep 600;; esac
+while [ $# -gt 1 ]; do [ "$1" = --exec ] && script=$2; shift; done
+eval "$script"
+exit 255
+"""
+
+
+@pytest.fixture
+def fake_vng(tmp_path, monkeypatch) -> Path:
+    """vng (and `mountpoint`, which the guest script asks about its shares) stubbed on PATH; the
+    accelerator record in tmp_path, never the machine's."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "vng").write_text(FAKE_VNG)
+    (bindir / "mountpoint").write_text("#!/bin/sh\nexit 0\n")
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(lab, "_accel_file", lambda: tmp_path / "lab-accelerator.json")
+    monkeypatch.setattr(lab, "_kvm_usable", lambda: True)
+    monkeypatch.setattr(lab, "_find_prepared", lambda kernel: lab.LabKernel("7.3.4+deb13-amd64", tmp_path))
+    return tmp_path
+
+
+def test_kvm_failure_falls_back_to_tcg_with_one_notice_and_records_it(fake_vng, capfd):
+    res = lab.run(["sh", "-c", "echo from-the-guest; exit 3"], timeout=60)
+    assert res.accelerator == "tcg" and res.emulated
+    assert res.returncode == 3 and res.stdout == "from-the-guest\n"
+    assert capfd.readouterr().err.count("KVM cannot boot the guest here; falling back to TCG") == 1
+    assert lab.known_accelerator() == "tcg"
+    assert lab.group_members(res.pgid) == []
+
+
+def test_kvm_recorded_as_working_still_falls_back_when_it_fails(fake_vng, capfd):
+    lab._record_accelerator("kvm")
+    assert lab.known_accelerator() == "kvm"
+    t0 = time.monotonic()
+    res = lab.run(["true"], timeout=120)
+    assert res.accelerator == "tcg" and res.returncode == 0
+    assert time.monotonic() - t0 < 60          # the trial ended at QEMU's KVM error, not at the timeout
+    assert "falling back to TCG" in capfd.readouterr().err
+    assert lab.known_accelerator() == "tcg"

@@ -9,8 +9,9 @@ filesystem read-only and the project directory read-write.
 
 ``vng`` does not bring the guest's output or exit status back (it exits 255), so :func:`run` wraps
 the command in a script that writes status, stdout and stderr into a run directory under
-``.build/lab/`` which the host reads afterwards. QEMU runs in its own process group, killed on
-every exit path.
+``.build/lab/`` which the host reads afterwards. vng, virtme-run and QEMU run in one process group
+led by a guard process (:func:`_guard_main`); the group is killed on every exit path of
+:func:`run`, and by the guard when the process that called :func:`run` dies, even by SIGKILL.
 
 Public API: :func:`prepare`, :func:`run`, :func:`status`, :func:`headers_dir`, :func:`kernels`.
 """
@@ -394,18 +395,59 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
-def _on_sigterm_raise():
-    """In the main thread, make SIGTERM raise (so the guest is killed on the way out); old handler."""
+TERM_SIGNALS = (signal.SIGTERM, signal.SIGHUP)   # raise in lab.run: the guest is killed on the way out
+PR_SET_PDEATHSIG = 1
+
+
+def _on_term_signals_raise() -> dict[int, object]:
+    """In the main thread, make SIGTERM and SIGHUP raise (the guest is killed on the way out);
+    returns the previous handlers (empty in other threads, where signals cannot be handled)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def terminated(signum, frame):
-        raise ZcrxprofError("lab run: terminated by SIGTERM; the guest was killed")
-    return signal.signal(signal.SIGTERM, terminated)
+        raise ZcrxprofError(f"lab run: terminated by {signal.Signals(signum).name}; the guest was killed")
+    return {sig: signal.signal(sig, terminated) for sig in TERM_SIGNALS}
+
+
+def _set_pdeathsig(sig: int) -> None:
+    """prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
+
+
+def _guard_main(argv: list[str]) -> int:
+    """The process :func:`_boot_once` starts: ``argv`` = [parent pid, vng, its arguments...].
+
+    It leads a new session and process group, and runs vng in it; vng runs virtme-run, which forks
+    QEMU, so all of them share this group. When the parent (the zcrxprof process in lab.run) dies,
+    however it dies (SIGKILL too), the kernel sends this process SIGTERM (PR_SET_PDEATHSIG) and it
+    kills the whole group, itself included, with SIGKILL; so do SIGTERM, SIGHUP and SIGINT sent to
+    it. lab.run kills the group the same way on every exit path of its own.
+    """
+    parent = int(argv[0])
+
+    def kill_group(signum, frame):
+        os.killpg(0, signal.SIGKILL)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, kill_group)
+    _set_pdeathsig(signal.SIGTERM)
+    if os.getppid() != parent:       # the parent died before the death signal was armed
+        kill_group(signal.SIGTERM, None)
+    return subprocess.Popen(argv[1:]).wait()
+
+
+def _guarded(argv: list[str]) -> list[str]:
+    """``argv`` run under :func:`_guard_main`, for a parent that is this process."""
+    entry = "import sys; from zcrxprof.lab import _guard_main; sys.exit(_guard_main(sys.argv[1:]))"
+    return [sys.executable, "-c", entry, str(os.getpid()), *argv]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill vng and every process it started (QEMU included): they share its process group."""
+    """Kill the guard, vng and every process vng started (QEMU included): they share one group."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -431,13 +473,13 @@ def _boot_once(k: LabKernel, accel: str, cmd: list[str], cpus: int, memory: str,
         t0 = time.monotonic()
         host_env = dict(os.environ)
         host_env["PATH"] = f"{Path(argv[0]).parent}:{host_env.get('PATH', '/usr/bin:/bin')}"  # vng calls virtme-run
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=PROJECT_DIR, env=host_env)
+        proc = subprocess.Popen(_guarded(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_DIR, env=host_env)
         log: list[bytes] = []
         reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, b"")), daemon=True)
         reader.start()
         timed_out = False
-        old_term = _on_sigterm_raise()
+        old_handlers = _on_term_signals_raise()
         try:
             while proc.poll() is None:
                 if not started_at and (run_dir / "started").exists():
@@ -452,8 +494,8 @@ def _boot_once(k: LabKernel, accel: str, cmd: list[str], cpus: int, memory: str,
         finally:
             _kill_group(proc)
             reader.join(timeout=5)
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
         t_end = time.monotonic()
         if not started_at and (run_dir / "started").exists():
             started_at.append(t_end)
@@ -511,8 +553,9 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
     guest_env.update(env or {})
     accel = known_accelerator() or ("kvm?" if _kvm_usable() else "tcg")
     if accel != "tcg":
-        trial = KVM_BOOT_DEADLINE_S if accel == "kvm?" else None
-        res = _boot_once(k, "kvm", cmd, cpus, memory, timeout, dirs, where, guest_env, trial)
+        # every KVM boot has the trial deadline, also where KVM worked before: this kernel (or a
+        # changed host) may still fail under it, and then TCG runs the command
+        res = _boot_once(k, "kvm", cmd, cpus, memory, timeout, dirs, where, guest_env, KVM_BOOT_DEADLINE_S)
         if res is not None:
             _record_accelerator("kvm")
             return res
