@@ -215,3 +215,24 @@ def test_unexpected_thread_roles_and_names_still_report(tmp_path):
     text = (tmp_path / "r.html").read_text()
     # no receiving thread's CPU time: the capacity model says it cannot be built (was a ZeroDivisionError)
     assert "No single runs with a measurable receive cost per byte" in text
+
+
+def test_a_dataset_without_proc_stat_samples_reports_softirq_as_not_measured(tmp_path):
+    # a copy of the host dataset recorded without /proc samples: its system table is empty (schema kept)
+    import pandas as pd
+
+    from zcrxprof import analysis, plots, schema
+
+    copy = tmp_path / "no-system"
+    shutil.copytree(HOST, copy)
+    schema.empty_frame("system").to_parquet(copy / "system.parquet", index=False)
+    proc = zcrxprof("report", str(copy), "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 0, proc.stderr
+    costs = _section((tmp_path / "r.html").read_text(), "Context switches and CPU per GB")
+    assert '<img alt="cost per GB" src="data:image/png;base64,' in costs
+    runs = analysis.per_run(analysis.load([copy]))
+    assert len(runs) and runs["softirq_s"].isna().all() and runs["busy_s"].isna().all()
+    assert pd.api.types.is_float_dtype(runs["cpu_s_per_gb_softirq"])       # NaN, not an object column
+    assert runs["cpu_s_per_gb_user"].notna().all()
+    legend = [t.get_text() for t in plots.costs_per_gb(runs, "x").axes[0].get_legend().get_texts()]
+    assert legend == ["user", "sys", "softirq (not measured: no /proc/stat samples)"]

@@ -107,16 +107,20 @@ def ring_share(shares: pd.DataFrame, label: str) -> Figure:
 
 def costs_per_gb(runs: pd.DataFrame, label: str) -> Figure:
     """Receiver-side CPU-seconds per GB (user/sys/softirq, stacked medians) and context switches
-    per GB per topology; from ``analysis.per_run``."""
+    per GB per topology; from ``analysis.per_run``. A part measured in no run is drawn as zero
+    and its legend entry says so (softirq: no /proc/stat samples)."""
     fig, (ax1, ax2) = _figure("Cost per GB received (median of runs)", label, ncols=2, width=10)
     order = _order(runs["topology"])
     med = runs.groupby("topology")[["cpu_s_per_gb_user", "cpu_s_per_gb_sys", "cpu_s_per_gb_softirq",
                                     "switches_per_gb"]].median().reindex(order)
     bottom = np.zeros(len(order))
-    for col, colour in (("cpu_s_per_gb_user", "#4c72b0"), ("cpu_s_per_gb_sys", "#dd8452"),
-                        ("cpu_s_per_gb_softirq", "#8172b3")):
+    for col, colour, why in (("cpu_s_per_gb_user", "#4c72b0", "not measured"),
+                             ("cpu_s_per_gb_sys", "#dd8452", "not measured"),
+                             ("cpu_s_per_gb_softirq", "#8172b3", "not measured: no /proc/stat samples")):
+        name = col.rsplit("_", 1)[-1]
         vals = med[col].fillna(0).to_numpy()
-        ax1.bar(order, vals, bottom=bottom, label=col.rsplit("_", 1)[-1], color=colour)
+        ax1.bar(order, vals, bottom=bottom, label=name if med[col].notna().any() else f"{name} ({why})",
+                color=colour)
         bottom += vals
     ax1.set_ylabel("CPU-seconds per GB")
     ax1.legend(fontsize=8)

@@ -13,10 +13,17 @@ LABELS = ["topology", "backend", "kernel", "place", "accelerator", "emulated", "
 GB = 1e9  # bytes (decimal, like Gbit/s)
 
 
+def _empty(columns: list[str]) -> pd.DataFrame:
+    """No rows, with the key columns typed as in ``runs`` and float64 measures: merged onto the
+    runs they give NaN columns that arithmetic (and the plots) take, not object columns."""
+    return pd.DataFrame({"dataset": pd.Series(dtype=str), "run_id": pd.Series(dtype="int64"),
+                         **{c: pd.Series(dtype="float64") for c in columns}})
+
+
 def _thread_sums(threads: pd.DataFrame) -> pd.DataFrame:
     """CPU, switches and work per run, split by role (rx, worker, tx)."""
     if threads.empty:
-        return pd.DataFrame(columns=KEY)
+        return _empty([])
     t = threads.assign(cpu_ns=threads["utime_ns"] + threads["stime_ns"])
     wide = t.pivot_table(index=KEY, columns="role",
                          values=["utime_ns", "stime_ns", "cpu_ns", "nvcsw", "nivcsw", "work_ns", "bytes"],
@@ -31,11 +38,12 @@ def _cpu_seconds(system: pd.DataFrame) -> pd.DataFrame:
     machine did not have idle, whoever used it)."""
     s = system[(system["source"] == "stat") & (system["entity"] == "cpu")]
     if s.empty:
-        return pd.DataFrame(columns=[*KEY, "softirq_s", "busy_s"])
+        return _empty(["softirq_s", "busy_s"])
     g = s.sort_values("t").groupby([*KEY, "metric"])["value"]
     delta = (g.last() - g.first()).unstack("metric")
     busy = [m for m in ("user", "nice", "system", "irq", "softirq", "steal") if m in delta]
-    out = pd.DataFrame({"softirq_s": delta.get("softirq"), "busy_s": delta[busy].sum(axis=1)})
+    softirq = delta["softirq"] if "softirq" in delta else pd.Series(np.nan, index=delta.index)
+    out = pd.DataFrame({"softirq_s": softirq.astype("float64"), "busy_s": delta[busy].sum(axis=1)})
     return out.reset_index()
 
 
@@ -43,7 +51,7 @@ def _interval_stats(intervals: pd.DataFrame) -> pd.DataFrame:
     """Refill backlog and buffer shortage per run, from receiving threads' intervals."""
     rx = intervals[intervals["role"] == "rx"]
     if rx.empty:
-        return pd.DataFrame(columns=[*KEY, "refill_backlog_median", "refill_backlog_max", "enobufs"])
+        return _empty(["refill_backlog_median", "refill_backlog_max", "enobufs"])
     g = rx.groupby(KEY)
     return pd.DataFrame({
         "refill_backlog_median": g["refill_backlog"].median(),
