@@ -13,7 +13,8 @@ the command in a script that writes status, stdout and stderr into a run directo
 led by a guard process (:func:`_guard_main`); the group is killed on every exit path of
 :func:`run`, and by the guard when the process that called :func:`run` dies, even by SIGKILL.
 
-Public API: :func:`prepare`, :func:`run`, :func:`status`, :func:`headers_dir`, :func:`kernels`.
+Public API: :func:`prepare`, :func:`run`, :func:`status`, :func:`headers_dir`, :func:`kernels`,
+:func:`prepared`.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class LabKernel:
         out: dict[str, str] = {}
         cfg = self.moddir / "config"
         if cfg.exists():
-            for line in cfg.read_text().splitlines():
+            for line in cfg.read_text(errors="replace").splitlines():
                 if line.startswith("CONFIG_") and "=" in line:
                     k, _, v = line.partition("=")
                     out[k] = v
@@ -149,16 +150,72 @@ def lab_dir() -> Path:
     return RUNS_DIR / "kernels"
 
 
-def kernels() -> list[LabKernel]:
-    """Prepared kernels in the cache, newest first."""
-    found = []
+BZIMAGE_MAGIC_AT = 0x202     # x86 boot protocol: the setup header's "HdrS" signature
+BZIMAGE_MAGIC = b"HdrS"
+
+
+def _image_problem(image: Path) -> str | None:
+    """Why ``image`` cannot be booted (missing, unreadable, not an x86 kernel image), or None."""
+    try:
+        with open(image, "rb") as f:
+            head = f.read(BZIMAGE_MAGIC_AT + len(BZIMAGE_MAGIC))
+    except FileNotFoundError:
+        return f"its kernel image {image} is missing"
+    except OSError as exc:
+        return f"its kernel image {image} cannot be read ({exc.strerror})"
+    if head[BZIMAGE_MAGIC_AT:] != BZIMAGE_MAGIC:
+        return f"{image} is not a kernel image (no \"HdrS\" header at offset 0x202)"
+    return None
+
+
+def _load_prepared(d: Path) -> LabKernel | str:
+    """The prepared kernel in directory ``d`` (which has a ready.json), or one line saying what
+    is damaged and how to fix it."""
+    stamp = d / "ready.json"
+    if not re.match(r"\d+\.\d+", d.name):
+        return f"{d} is not named like a kernel version (e.g. 7.3.4+deb13-amd64); remove it"
+    fix = f"re-run `zcrxprof lab prepare --kernel {d.name}`"
+    try:
+        meta = json.loads(stamp.read_text())
+    except OSError as exc:
+        return f"lab kernel {d.name}: {stamp} cannot be read ({exc.strerror}); {fix}"
+    except UnicodeDecodeError:
+        return f"lab kernel {d.name}: {stamp} is not UTF-8 text; {fix}"
+    except (ValueError, RecursionError) as exc:
+        return f"lab kernel {d.name}: {stamp} is not valid JSON ({str(exc)[:80]}); {fix}"
+    if not isinstance(meta, dict):
+        return f"lab kernel {d.name}: {stamp} holds a {type(meta).__name__}, not an object; {fix}"
+    if meta.get("version") != d.name:
+        said = "has no version" if "version" not in meta else f"names version {str(meta['version'])[:80]!r}"
+        return f"lab kernel {d.name}: {stamp} {said}, not {d.name}; {fix}"
+    packages = meta.get("packages", {})
+    if not isinstance(packages, dict):
+        return f"lab kernel {d.name}: {stamp} has packages that are not an object; {fix}"
+    k = LabKernel(d.name, d, packages)
+    problem = _image_problem(k.vmlinuz)
+    if problem:
+        return f"lab kernel {d.name}: {problem}; {fix}"
+    return k
+
+
+def _scan() -> tuple[list[LabKernel], dict[str, str]]:
+    """Prepared kernels (newest first), and the damaged ones: version -> what is wrong (one line)."""
+    found, damaged = [], {}
     if lab_dir().is_dir():
         for d in lab_dir().iterdir():
-            stamp = d / "ready.json"
-            if stamp.is_file():
-                meta = json.loads(stamp.read_text())
-                found.append(LabKernel(meta["version"], d, meta.get("packages", {})))
-    return sorted(found, key=lambda k: debarchive._VersionKey(k.version), reverse=True)
+            if not d.name.startswith(".") and (d / "ready.json").is_file():   # .<version>.tmp: prepare's
+                k = _load_prepared(d)
+                if isinstance(k, LabKernel):
+                    found.append(k)
+                else:
+                    damaged[d.name] = k
+    return sorted(found, key=lambda k: debarchive._VersionKey(k.version), reverse=True), damaged
+
+
+def kernels() -> list[LabKernel]:
+    """Prepared kernels in the cache that can be booted, newest first (damaged ones are left out:
+    :func:`status` lists them, :func:`prepared` says what is wrong with them)."""
+    return _scan()[0]
 
 
 def _find_prepared(kernel: str | None) -> LabKernel | None:
@@ -166,6 +223,24 @@ def _find_prepared(kernel: str | None) -> LabKernel | None:
         if kernel is None or k.version == kernel:
             return k
     return None
+
+
+def prepared(kernel: str | None = None) -> LabKernel:
+    """The prepared kernel ``kernel`` (default: LAB_KERNEL if pinned, else the newest), ready to
+    boot; ZcrxprofError in one line when it is not prepared or damaged (which file, and the fix)."""
+    want = kernel or _wanted_kernel()
+    k = _find_prepared(want)
+    if k is not None:
+        return k
+    damaged = _scan()[1]
+    if want in damaged:
+        raise ZcrxprofError(damaged[want])
+    if want is None and damaged:
+        raise ZcrxprofError(f"no usable lab kernel: {damaged[sorted(damaged)[-1]]}")
+    if want is None:
+        raise ZcrxprofError("lab kernel (default) is not prepared: run `zcrxprof lab prepare`")
+    raise ZcrxprofError(f"lab kernel {want} is not prepared: run `zcrxprof lab prepare --kernel {want}` "
+                        f"(`zcrxprof lab status` lists prepared kernels)")
 
 
 def _wanted_kernel() -> str | None:
@@ -235,18 +310,21 @@ def prepare(kernel: str | None = None, check_archive: bool = True) -> LabKernel:
             debarchive.extract(deb, tmp)
             packages[pkg] = deb_version[0]
         k = LabKernel(version, tmp, packages)
-        if not k.vmlinuz.is_file():
-            raise ZcrxprofError(f"{k.vmlinuz} missing after unpacking {version}")
+        problem = _image_problem(k.vmlinuz)
+        if problem:
+            raise ZcrxprofError(f"after unpacking {version}: {problem}")
         _prepare_modules(k)
         _merge_headers(k)
+        # written before the tree takes its name: a prepare stopped anywhere leaves no kernel
+        # directory with a half-written ready.json (the .tmp tree is never taken for a kernel)
+        (tmp / "ready.json").write_text(json.dumps({"version": version, "packages": packages,
+                                                    "download_bytes": total}, indent=1))
     except BaseException:   # a failed or interrupted prepare leaves no half-unpacked tree behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     k = LabKernel(version, root, packages)
-    (root / "ready.json").write_text(json.dumps({"version": version, "packages": packages,
-                                                 "download_bytes": total}, indent=1))
     _say(f"kernel {version} ready in {root} ({total / 2**20:.0f} MiB downloaded); features: "
          f"{', '.join(k.features()) or 'none'}")
     return k
@@ -299,10 +377,7 @@ def _merge_headers(k: LabKernel) -> None:
 
 def headers_dir(version: str | None = None) -> Path:
     """The merged kernel header tree of a prepared lab kernel (for ``BCC_KERNEL_SOURCE``)."""
-    k = _find_prepared(version or _wanted_kernel())
-    if k is None:
-        raise ZcrxprofError(f"lab kernel {version or '(default)'} is not prepared: run `zcrxprof lab prepare`")
-    return k.headers
+    return prepared(version).headers
 
 
 # ---- accelerator ---------------------------------------------------------------------------
@@ -539,10 +614,7 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
         raise UsageError(f"lab run: --memory must look like 4G or 2048M (got {memory!r})")
     if not math.isfinite(timeout) or timeout <= 0:
         raise UsageError(f"lab run: timeout must be a finite number > 0 (got {timeout})")
-    k = _find_prepared(kernel or _wanted_kernel())
-    if k is None:
-        raise ZcrxprofError(f"lab kernel {kernel or '(default)'} is not prepared: run `zcrxprof lab prepare`"
-                            + (f" --kernel {kernel}" if kernel else ""))
+    k = prepared(kernel)       # refuses a damaged ready.json or kernel image before booting
     dirs = [Path(d).resolve() for d in (rwdirs or [])]
     for d in dirs:
         if not d.is_dir():
@@ -577,6 +649,7 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
 def status() -> dict:
     """Cached kernels with their zcrx features, the pinned/default choice and the accelerator."""
     env = _versions_env()
+    good, damaged = _scan()
     return {
         "cache": str(lab_dir()),
         "pinned": env.get("LAB_KERNEL") or None,
@@ -585,7 +658,8 @@ def status() -> dict:
         "kernels": [{"version": k.version, "root": str(k.root), "features": k.features(),
                      "kprobes": k.config().get("CONFIG_KPROBES") == "y",
                      "btf": k.config().get("CONFIG_DEBUG_INFO_BTF") == "y",
-                     "headers": str(k.headers), "packages": k.packages} for k in kernels()],
+                     "headers": str(k.headers), "packages": k.packages} for k in good],
+        "damaged": [{"version": v, "problem": why} for v, why in sorted(damaged.items())],
     }
 
 

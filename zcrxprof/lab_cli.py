@@ -83,6 +83,8 @@ def _status(args: argparse.Namespace) -> int:
     if not st["kernels"]:
         print("kernels: none prepared (run `zcrxprof lab prepare`)")
     for k in st["kernels"]:
-        extra = ", ".join(x for x, on in (("kprobes", k["kprobes"]), ("BTF", k["btf"])) if on)
-        print(f"  {k['version']}: zcrx features: {', '.join(k['features']) or 'none'}; {extra}; headers {k['headers']}")
+        extra = "".join(f"; {x}" for x, on in (("kprobes", k["kprobes"]), ("BTF", k["btf"])) if on)
+        print(f"  {k['version']}: zcrx features: {', '.join(k['features']) or 'none'}{extra}; headers {k['headers']}")
+    for k in st["damaged"]:
+        print(f"  {k['version']}: DAMAGED, cannot be used: {k['problem']}")
     return 0

@@ -12,6 +12,7 @@ seen as *accepted* without recording, booting or downloading anything. Everythin
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -218,8 +219,6 @@ def bzimage() -> bytes:
 def fake_lab(sandbox, monkeypatch, tmp_path):
     """make(version, vmlinuz=bytes | None, config=str, ready=str | None): a prepared kernel in a
     scratch lab directory (ready=None: the ready.json `lab prepare` writes)."""
-    import json
-
     from zcrxprof import lab
     from zcrxprof.collect import guest
     monkeypatch.setattr(lab, "RUNS_DIR", tmp_path / "lab")
@@ -251,42 +250,69 @@ def test_a_prepared_fake_kernel_is_used(fake_lab, capsys):
     assert NEW_KERNEL in capsys.readouterr().out
 
 
-def not_checked_yet(why: str):
-    """A known gap (reported; remove the mark with the fix: strict, so the fix makes it fail)."""
-    return pytest.mark.xfail(strict=True, reason=why)
-
-
-VMLINUZ_GAP = not_checked_yet("zcrxprof/lab.py: lab.run() does not look at vmlinuz before it boots")
-READY_GAP = not_checked_yet("zcrxprof/lab.py: lab.kernels() reads ready.json unguarded (a traceback)")
-UNUSABLE = {   # what: (how the kernel is made, the known gap)
-    "vmlinuz missing": (dict(vmlinuz=None), VMLINUZ_GAP),
-    "vmlinuz empty": (dict(vmlinuz=b""), VMLINUZ_GAP),
-    "vmlinuz garbage": (dict(vmlinuz=b"not a kernel image\n" * 100), VMLINUZ_GAP),
-    "ready.json not JSON": (dict(vmlinuz=bzimage(), ready="{half written"), READY_GAP),
-    "ready.json a list": (dict(vmlinuz=bzimage(), ready="[1, 2]"), READY_GAP),
-    "ready.json without version": (dict(vmlinuz=bzimage(), ready='{"packages": {}}'), READY_GAP),
+UNUSABLE = {   # what: (how the kernel is made, the file the refusal names)
+    "vmlinuz missing": (dict(vmlinuz=None), "vmlinuz"),
+    "vmlinuz empty": (dict(vmlinuz=b""), "vmlinuz"),
+    "vmlinuz garbage": (dict(vmlinuz=b"not a kernel image\n" * 100), "vmlinuz"),
+    "ready.json not JSON": (dict(vmlinuz=bzimage(), ready="{half written"), "ready.json"),
+    "ready.json a list": (dict(vmlinuz=bzimage(), ready="[1, 2]"), "ready.json"),
+    "ready.json without version": (dict(vmlinuz=bzimage(), ready='{"packages": {}}'), "ready.json"),
 }
 
 
-@pytest.mark.parametrize("what", [pytest.param(w, marks=gap) for w, (_, gap) in UNUSABLE.items()])
+@pytest.mark.parametrize("what", list(UNUSABLE))
 def test_an_unusable_prepared_kernel_is_refused_in_one_line(what, fake_lab, capsys):
-    fake_lab(NEW_KERNEL, **UNUSABLE[what][0])
-    for argv in lab_commands(NEW_KERNEL):
+    """Refused before booting (and, for record, before it says it boots), naming the file and the fix;
+    `lab status` lists the kernel as damaged with the same reason."""
+    made, file = UNUSABLE[what]
+    fake_lab(NEW_KERNEL, **made)
+    fix = f"zcrxprof lab prepare --kernel {NEW_KERNEL}"
+    for argv in lab_commands(NEW_KERNEL) + [["record", "--kernel", NEW_KERNEL, "--backend", "copy"]]:
         rc, lines = attempt(argv, capsys)
         count("bad inputs tried: unusable lab kernels")
         assert rc is not None, f"accepted (would boot): {argv}"
-        assert rc != 0 and len(lines) == 1 and NEW_KERNEL in lines[0], (argv, rc, lines)
-    rc, lines = attempt(["lab", "status"], capsys)       # lists what it can
-    assert rc == 0 or len(lines) == 1, lines
+        assert rc == 1 and len(lines) == 1 and NEW_KERNEL in lines[0], (argv, rc, lines)
+        assert file in lines[0] and fix in lines[0], lines
+    rc, lines = attempt(["lab", "run", "--", "true"], capsys)      # the default kernel: the only one is damaged
+    assert rc == 1 and len(lines) == 1 and file in lines[0] and fix in lines[0], (rc, lines)
+    capsys.readouterr()
+    assert cli.main(["lab", "status"]) == 0
+    out = capsys.readouterr().out
+    listed = [l for l in out.splitlines() if NEW_KERNEL in l]
+    assert len(listed) == 1 and "DAMAGED" in listed[0] and file in listed[0], out
+    assert cli.main(["lab", "status", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["kernels"] == [] and [d["version"] for d in st["damaged"]] == [NEW_KERNEL]
 
 
-@not_checked_yet("zcrxprof/collect/cli.py: record --kernel does not compare the lab kernel with 7.1")
+@pytest.mark.parametrize("what", ["ready.json not JSON", "vmlinuz garbage"])
+def test_prepare_replaces_a_damaged_kernel(what, fake_lab, monkeypatch, capsys):
+    """`lab prepare` (with --quiet-if-ready too) takes a damaged kernel for not prepared and goes on
+    to download it again (the stubbed download stops it there), instead of crashing or keeping it."""
+    from zcrxprof import debarchive
+    monkeypatch.setattr(debarchive, "search", lambda pattern: [f"linux-binary-{NEW_KERNEL}"])
+    monkeypatch.setattr(debarchive, "versions", lambda package: ["1"])
+    fake_lab(NEW_KERNEL, **UNUSABLE[what][0])
+    for argv in (["lab", "prepare", "--quiet-if-ready"], ["lab", "prepare", "--kernel", NEW_KERNEL],
+                 ["lab", "prepare", "--kernel", NEW_KERNEL, "--quiet-if-ready"]):
+        rc, lines = attempt(argv, capsys)
+        assert rc is None, (argv, rc, lines)          # accepted: it was downloading the kernel again
+
+
 def test_record_refuses_a_lab_kernel_too_old_for_zcrx_nodev(fake_lab, capsys):
+    """Refused in one line, before `record: booting the kernel lab` (rc 2: the combination is wrong)."""
     fake_lab(OLD_KERNEL, vmlinuz=bzimage(), config="CONFIG_IO_URING=y\n")
     for argv in (["record", "--kernel", OLD_KERNEL], ["record", "--kernel", OLD_KERNEL, "--backend", "zcrx-nodev"]):
         rc, lines = attempt(argv, capsys)
         count("bad inputs tried: unusable lab kernels")
-        assert rc == 2 and len(lines) == 1 and "7.1" in lines[0], (argv, rc, lines)
+        assert rc == 2 and len(lines) == 1 and "7.1" in lines[0] and OLD_KERNEL in lines[0], (argv, rc, lines)
+
+
+def test_record_refuses_a_new_lab_kernel_without_zcrx_for_zcrx_nodev(fake_lab, capsys):
+    fake_lab(NEW_KERNEL, vmlinuz=bzimage(), config="CONFIG_IO_URING=y\n# CONFIG_IO_URING_ZCRX is not set\n")
+    rc, lines = attempt(["record", "--kernel", NEW_KERNEL], capsys)
+    count("bad inputs tried: unusable lab kernels")
+    assert rc == 2 and len(lines) == 1 and "CONFIG_IO_URING_ZCRX" in lines[0], (rc, lines)
 
 
 def test_an_old_lab_kernel_still_runs_what_it_can(fake_lab, capsys):

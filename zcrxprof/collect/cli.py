@@ -9,7 +9,7 @@ from pathlib import Path
 
 from zcrxprof.collect import plugins
 from zcrxprof.collect.plan import BACKENDS, DEFAULT_WORK_NS_PER_KIB, parse_list, parse_topologies
-from zcrxprof.errors import UsageError, ZcrxprofError
+from zcrxprof.errors import UsageError
 
 DESCRIPTION = """\
 Record the four receive topologies under the load generator into a dataset
@@ -121,9 +121,14 @@ def cmd_record(args: argparse.Namespace) -> int:
         if any(mod.make_collectors(args) for mod in plugins.plugin_modules()):
             opts.notes.append("plug-in collectors (perf) do not run inside the lab guest")
         from zcrxprof import lab
-        if args.kernel not in {k.version for k in lab.kernels()}:
-            raise ZcrxprofError(f"lab kernel {args.kernel} is not prepared: run `zcrxprof lab prepare --kernel "
-                                f"{args.kernel}` (`zcrxprof lab status` lists prepared kernels)")
+        kernel = lab.prepared(args.kernel)      # not prepared, or damaged: one line naming the fix
+        config = kernel.config()       # empty when the kernel ships no config: then the version decides
+        why = ("is older" if lab.version_tuple(kernel.version) < MIN_NODEV_KERNEL else
+               "lacks it" if config and config.get("CONFIG_IO_URING_ZCRX") != "y" else None)
+        if backend == "zcrx-nodev" and why:   # refused here, before the guest boots
+            raise UsageError(f"record --kernel {kernel.version}: --backend zcrx-nodev needs a kernel >= 7.1 "
+                             f"built with CONFIG_IO_URING_ZCRX (ZCRX_REG_NODEV) and this one {why}; prepare a "
+                             f"newer one (`zcrxprof lab prepare`) or record with --backend copy")
         dest = (args.out or dataset.default_root()) / record.dataset_name(opts, "lab")
         if dest.exists():
             raise UsageError(f"{dest} already exists; choose another --name")
