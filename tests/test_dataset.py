@@ -104,6 +104,63 @@ def test_runs_are_written_as_parts_until_close_folds_them(tmp_path):
     assert dataset.load(tmp_path / "ds").metadata["runs_done"] == 3
 
 
+class Killed(BaseException):
+    """Stands in for SIGKILL: the writer stops where it is, nothing of it runs afterwards."""
+
+
+def _run_rows_all(run_id: int) -> dict[str, pd.DataFrame]:
+    """A run with rows in threads and system too (three tables besides runs)."""
+    rows = _run_rows(run_id)
+    rows["threads"] = pd.DataFrame([{"run_id": run_id, "thread": "rx0", "tid": 10, "role": "rx", "utime_ns": 5}])
+    rows["system"] = pd.DataFrame([{"run_id": run_id, "t": 0.0, "source": "stat", "entity": "cpu",
+                                    "metric": "user", "value": 1.0}])
+    return rows
+
+
+@pytest.mark.parametrize("renamed", [0, 1, 2, 3])
+def test_a_run_killed_between_its_part_renames_is_absent_from_every_table(tmp_path, monkeypatch, renamed):
+    """SIGKILL after ``renamed`` of the run's four part files were renamed: the runs part is renamed
+    last, so the run is absent from runs, and the rows its other parts left are not read either."""
+    w = dataset.DatasetWriter(tmp_path / "ds", {})
+    for run in range(2):
+        w.add_run(_run_rows_all(run))
+    real_replace, done = dataset.os.replace, []
+
+    def replace(src, dst):
+        if len(done) == renamed:
+            raise Killed
+        real_replace(src, dst)
+        done.append(Path(dst).name)
+    monkeypatch.setattr(dataset.os, "replace", replace)
+    with pytest.raises(Killed):
+        w.add_run(_run_rows_all(2))
+    monkeypatch.undo()
+    assert len(done) == renamed and "runs.000002.parquet" not in done   # orphans of run 2 are on disk
+    ds = dataset.load(tmp_path / "ds")
+    assert ds["runs"]["run_id"].tolist() == [0, 1]
+    for table in ("intervals", "threads", "system"):
+        assert sorted(set(ds[table]["run_id"])) == [0, 1], table
+    assert len(ds["intervals"]) == 6 and len(ds["threads"]) == 2 and len(ds["system"]) == 2
+    assert dataset.validate(tmp_path / "ds") == []                      # runs_done 2 and no stray run_id
+    # a part file of another table left for a run whose runs part never came is skipped alike
+    orphan = schema.conform("intervals", _run_rows(7)["intervals"])
+    orphan.to_parquet(tmp_path / "ds" / "parts" / "intervals.000009.parquet", index=False)
+    assert sorted(set(dataset.load(tmp_path / "ds")["intervals"]["run_id"])) == [0, 1]
+
+
+def test_rows_of_a_table_file_are_never_dropped(tmp_path):
+    """Only part files can hold an interrupted run: a table file's rows without a run are damage,
+    which validate reports (not hidden)."""
+    w = dataset.DatasetWriter(tmp_path / "ds", {})
+    w.add_run(_run_rows(0))
+    w.close(complete=True, finished="2026-01-01T00:00:00+00:00")
+    intervals = pd.concat([pd.read_parquet(tmp_path / "ds" / "intervals.parquet"),
+                           schema.conform("intervals", _run_rows(5)["intervals"])], ignore_index=True)
+    intervals.to_parquet(tmp_path / "ds" / "intervals.parquet", index=False)
+    assert sorted(set(dataset.load(tmp_path / "ds")["intervals"]["run_id"])) == [0, 5]
+    assert "intervals: run_id not in runs" in dataset.validate(tmp_path / "ds")
+
+
 def test_validate_reports_departures(tmp_path):
     w = dataset.DatasetWriter(tmp_path / "ds", {})
     w.add_run(_run_rows(0))

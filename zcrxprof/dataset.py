@@ -9,9 +9,11 @@ Layout (columns in zcrxprof/schema.py, documented in docs/dataset.md)::
 ``DatasetWriter.add_run`` writes only the run's rows, one part file per table, each through a
 temporary file and renamed once all were written, then ``metadata.json`` the same way: a crash or
 signal between runs never leaves a half-written table, and the cost of a run (memory, I/O) does not
-grow with the recording. ``close()`` folds the parts into ``<table>.parquet``; a recording killed
-before that keeps its parts, which readers append to the table file. ``complete`` stays false until
-``close(complete=True)``.
+grow with the recording. The ``runs`` part is renamed last: a run is on disk once its ``runs`` row
+is, and readers leave out part-file rows whose run has no ``runs`` row (a SIGKILL between the
+renames leaves such orphans). ``close()`` folds the parts into ``<table>.parquet``; a recording
+killed before that keeps its parts, which readers append to the table file. ``complete`` stays
+false until ``close(complete=True)``.
 """
 from __future__ import annotations
 
@@ -141,8 +143,8 @@ class DatasetWriter:
             if isinstance(exc, OSError):
                 raise ZcrxprofError(f"cannot write dataset {self.path}: {exc.strerror}") from None
             raise
-        for table, (_, tmp) in staged.items():
-            os.replace(tmp, _part_path(parts, table, self._parts))
+        for table in sorted(staged, key=lambda t: t == "runs"):   # runs last: then the run exists
+            os.replace(staged[table][1], _part_path(parts, table, self._parts))
         self._parts += 1
         self._runs += staged["runs"][0] if "runs" in staged else 0
         self.metadata["runs_done"] = self._runs
@@ -187,13 +189,47 @@ def _part_files(path: Path, table: str) -> list[Path]:
 
 
 def _read_rows(path: Path, table: str) -> pd.DataFrame:
-    """The rows of ``table`` as stored: its table file, then any part files (pyarrow errors pass)."""
+    """The rows of ``table`` as stored: its table file, then any part files (pyarrow errors pass).
+
+    Part-file rows of a run without a ``runs`` row are left out: ``add_run`` renames the runs part
+    last, so they are what a kill between its renames left of a run that never was written whole.
+    """
     files = [Path(path) / f"{table}.parquet", *_part_files(path, table)]
     for f in files:
         if f.is_dir():   # pyarrow reads a directory as a multi-file dataset: an empty one would lose rows silently
             raise IsADirectoryError(errno.EISDIR, "a directory, not a parquet file", str(f))
     frames = [pd.read_parquet(f) for f in files]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frames) == 1:
+        return frames[0]
+    if table != "runs":
+        ids = _run_ids(path)
+        frames[1:] = [_written_runs_only(f, ids) for f in frames[1:]]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _run_ids(path: Path) -> set[int] | None:
+    """The run_ids of the runs table (file and parts); None when they cannot be read as integers
+    (the runs table's own read reports that damage)."""
+    ids: set[int] = set()
+    for f in [Path(path) / "runs.parquet", *_part_files(path, "runs")]:
+        if f.is_dir():
+            return None
+        try:
+            col = pd.read_parquet(f, columns=["run_id"])["run_id"]
+        except Exception:  # pyarrow raises several kinds for a damaged or foreign file
+            return None
+        if not pd.api.types.is_integer_dtype(col):
+            return None
+        ids.update(col.tolist())
+    return ids
+
+
+def _written_runs_only(part: pd.DataFrame, ids: set[int] | None) -> pd.DataFrame:
+    """``part`` without rows of runs that have no runs row (unchanged when that cannot be told:
+    no run ids, or a part without integer run_ids, whose damage the schema check reports)."""
+    if ids is None or "run_id" not in part.columns or not pd.api.types.is_integer_dtype(part["run_id"]):
+        return part
+    return part[part["run_id"].isin(ids)]
 
 
 @dataclass
