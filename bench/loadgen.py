@@ -4,14 +4,15 @@
    `zcrx-loadgen --topology single --work none` against (a) bench/minrecv.c, a minimal liburing
    single-recv loop fed by the same sender code (`zcrx-loadgen --connect`), and (b) iperf3.
    Reported: Gbit/s, receiver CPU ns/KiB and receiver wake-ups (voluntary context switches) per
-   GB (median [min..max] of REPS runs, interleaved) and ratios of medians. Targets: Gbit/s >= 1.00x
+   GB (median [min..max] of REPS runs, interleaved) and the median [min..max] of the ratios
+   within each repetition (its three receivers ran back to back). Targets: Gbit/s >= 1.00x
    both; receiver ns/KiB <= 1.2x minrecv's. On loopback the sender's CPU is the bottleneck and also
    pays for every wake-up of a sleeping receiver; zcrx-loadgen runs with its defaults, which batch
    them (--wait-batch 8 --wait-min-us 100).
 2. single vs shared-ifq (2 rings) at --work-ns-per-kib 2000, sender paced: scaling of the median
    Gbit/s; target >= 1.6x on 2 cores.
 Backend copy, host kernel (not emulated); copy numbers are not zero-copy numbers.
-Environment: BENCH_REPS (default 5), BENCH_SECONDS (default 2).
+Environment: BENCH_REPS (default 9), BENCH_SECONDS (default 2).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from zcrxprof import loadgen  # noqa: E402
 
-REPS = int(os.environ.get("BENCH_REPS", "5"))
+REPS = int(os.environ.get("BENCH_REPS", "9"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
 BUF = "64K"
 SYSROOT = ROOT / ".build" / "sysroot" / "usr"
@@ -119,6 +120,11 @@ def run_scaling(topology: str) -> tuple[float, float]:
     return s.gbit_s, rx_cpu_ns / 1e9 / s.duration_s
 
 
+def pair_ratios(a: list[float], b: list[float]) -> list[float]:
+    """a[i] / b[i] for each repetition i."""
+    return [x / y for x, y in zip(a, b)]
+
+
 def fmt(values: list[float]) -> str:
     if any(v != v for v in values):
         return "—"
@@ -147,13 +153,17 @@ def main() -> int:
                   "iperf3": "iperf3 (recv())"}
         for name, (g, n, w) in res.items():
             print(f"  {labels[name]:28s} {fmt(g):>24s} {fmt(n):>26s} {fmt(w):>26s}")
-        med = {k: (statistics.median(v[0]), statistics.median(v[1])) for k, v in res.items()}
-        r_min, r_ip = med["loadgen"][0] / med["minrecv"][0], med["loadgen"][0] / med["iperf3"][0]
-        r_cpu = med["loadgen"][1] / med["minrecv"][1]
-        print(f"  ratio Gbit/s loadgen/minrecv {r_min:.2f}x (target >= 1.00), "
-              f"loadgen/iperf3 {r_ip:.2f}x (target >= 1.00)")
-        print(f"  ratio rx ns/KiB loadgen/minrecv {r_cpu:.2f}x (target <= 1.20)")
-        ok &= r_min >= 1.0 and r_ip >= 1.0 and r_cpu <= 1.2
+        # the three receivers of one repetition ran back to back: their ratio cancels the drift of
+        # a shared machine, so the verdict is the median of the per-repetition ratios
+        r_min = pair_ratios(res["loadgen"][0], res["minrecv"][0])
+        r_ip = pair_ratios(res["loadgen"][0], res["iperf3"][0])
+        r_cpu = pair_ratios(res["loadgen"][1], res["minrecv"][1])
+        print(f"  ratio Gbit/s loadgen/minrecv {fmt(r_min)} (target >= 1.00), "
+              f"loadgen/iperf3 {fmt(r_ip)} (target >= 1.00)")
+        print(f"  ratio rx ns/KiB loadgen/minrecv {fmt(r_cpu)} (target <= 1.20)")
+        print("  (ratios: median [min..max] of the per-repetition ratios)")
+        ok &= (statistics.median(r_min) >= 1.0 and statistics.median(r_ip) >= 1.0
+               and statistics.median(r_cpu) <= 1.2)
 
     single: tuple[list[float], list[float]] = ([], [])
     shared: tuple[list[float], list[float]] = ([], [])
