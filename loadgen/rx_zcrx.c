@@ -113,7 +113,17 @@ static int nodev_check(const struct lg_config *cfg, struct lg_error *err)
 
 static int hw_check(const struct lg_config *cfg, struct lg_error *err)
 {
-	return zcrx_check_common(cfg, false, err);
+	if (zcrx_check_common(cfg, false, err))
+		return -1;
+	/* One --queue and one steering rule to it: ifq-per-ring would need a queue, a listening port
+	 * and a rule per ring, and every ring here would register the same queue (EEXIST). */
+	if (cfg->topology == TOPO_IFQ_PER_RING && cfg->rings > 1) {
+		lg_error_set(err, NULL, 0, "--backend zcrx binds one NIC queue (--queue %d); ifq-per-ring with "
+			     "%d rings needs %d queues and a flow rule per ring: use --rings 1, or shared-ifq to "
+			     "spread one queue over %d rings", cfg->queue, cfg->rings, cfg->rings, cfg->rings);
+		return -1;
+	}
+	return 0;
 }
 
 static int nodev_emulated(const struct lg_config *cfg, const char **out, int max)

@@ -287,3 +287,14 @@ def test_zcrx_unknown_interface_and_queue_out_of_range(host_loadgen):
         return
     p = run_host("--backend", "zcrx", "--ifname", ifname, "--queue", "4000", "--duration", "1")
     assert p.returncode == 1 and "out of range" in one_line(p)
+
+
+def test_zcrx_ifq_per_ring_with_several_rings_is_refused_before_touching_the_nic(host_loadgen):
+    """One --queue cannot carry N ifqs: refused as usage (exit 2) naming the queue budget."""
+    p = run_host("--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--topology", "ifq-per-ring",
+                 "--rings", "3", "--duration", "1")
+    assert p.returncode == 2
+    assert "ifq-per-ring with 3 rings needs 3 queues" in one_line(p)
+    p = run_host("--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--topology", "ifq-per-ring",
+                 "--rings", "1", "--duration", "1")
+    assert p.returncode == 1 and "cannot host zcrx" in one_line(p)   # one ring: the NIC is asked
