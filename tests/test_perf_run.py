@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -61,11 +62,15 @@ def _cpu_seconds(pid: int, tid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_stat_session_counts_per_thread_consistently_with_proc(workload, tmp_path):
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_stat_session_counts_per_thread_consistently_with_proc(workload, tmp_path, fmt):
+    """The same live session through both of perf's machine formats (`-j`, and `-x,` as a perf
+    without `-j` gets it)."""
+    perf = dataclasses.replace(PERF, stat_json=fmt == "json")
     threads = _threads(workload.pid)
     rx = threads["rx0"]
     events = ["task-clock", "context-switches", "sched:sched_switch", "cycles"]
-    session = StatSession(PERF, sorted(threads.values()), events, tmp_path / "out", interval_ms=200)
+    session = StatSession(perf, sorted(threads.values()), events, tmp_path / "out", interval_ms=200)
     before = _ctx_switches(workload.pid, rx)
     session.start()
     time.sleep(1.0)
