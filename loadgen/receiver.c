@@ -351,6 +351,49 @@ static int arm_pending(struct ring_thread *rt, uint64_t *last_puts, bool first)
 	return starved;
 }
 
+/*
+ * While a ring sleeps for its batch, each connection's data waits in its socket. A sleep long
+ * enough to fill a quarter of a socket's receive buffer (SO_RCVBUF, which TCP autotunes; about
+ * half of it is window) brings TCP close to advertising a zero window, which stalls the sender:
+ * on loopback runs then fall into a slow mode (zero-window advertisements by the hundred,
+ * throughput down by a quarter). So such a sleep halves the ring's minimum wait, and sleeps that
+ * left the sockets nearly empty lengthen it again, up to --wait-min-us.
+ */
+#define RCVBUF_READ_EVERY 64            /* wakes between SO_RCVBUF reads */
+#define WAIT_MIN_FLOOR_US 10
+
+static void adapt_min_wait(struct ring_thread *rt)
+{
+	unsigned cap = rt->rcv->cfg->wait_min_us;
+	bool full = false, quiet = true;
+
+	if (rt->wait_batch <= 1)
+		return;
+	for (int i = 0; i < rt->nconns; i++) {
+		struct conn *c = rt->conns[i];
+		uint64_t queued = c->offset - c->offset_at_wake;
+		socklen_t len = sizeof(int);
+		int v;
+
+		c->offset_at_wake = c->offset;
+		if (c->eof)
+			continue;
+		if ((!c->rcvbuf || rt->wakes % RCVBUF_READ_EVERY == 0) &&
+		    getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &v, &len) == 0 && v > 0)
+			c->rcvbuf = (uint32_t)v;
+		if (!c->rcvbuf)
+			continue;
+		full |= queued >= c->rcvbuf / 4;
+		quiet &= queued < c->rcvbuf / 16;
+	}
+	rt->wakes++;
+	if (full && rt->wait_min_us > WAIT_MIN_FLOOR_US)
+		rt->wait_min_us = rt->wait_min_us / 2 > WAIT_MIN_FLOOR_US ? rt->wait_min_us / 2 : WAIT_MIN_FLOOR_US;
+	else if (quiet && rt->wait_min_us < cap)
+		rt->wait_min_us = rt->wait_min_us + rt->wait_min_us / 8 + 1 < cap ?
+				  rt->wait_min_us + rt->wait_min_us / 8 + 1 : cap;
+}
+
 static void ring_loop(struct ring_thread *rt)
 {
 	struct receiver *rcv = rt->rcv;
@@ -391,7 +434,7 @@ static void ring_loop(struct ring_thread *rt)
 			 * receive (on loopback, the sender's CPU), so batching them matters. */
 			if (rt->wait_batch > 1)
 				ret = io_uring_submit_and_wait_min_timeout(&rt->r.ring, &cqe, rt->wait_batch, &ts,
-									   rcv->cfg->wait_min_us, NULL);
+									   rt->wait_min_us, NULL);
 			else
 				ret = io_uring_submit_and_wait_timeout(&rt->r.ring, &cqe, 1, &ts, NULL);
 			if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
@@ -404,6 +447,7 @@ static void ring_loop(struct ring_thread *rt)
 				n++;
 			}
 			io_uring_cq_advance(&rt->r.ring, n);
+			adapt_min_wait(rt);
 			if (workers)
 				drain_returns(rt, 0);
 		}
@@ -454,6 +498,7 @@ static void *ring_main(void *arg)
 	}
 	rt->ring_ok = true;
 	rt->wait_batch = (p.features & IORING_FEAT_MIN_TIMEOUT) ? cfg->wait_batch : 1;
+	rt->wait_min_us = cfg->wait_min_us;
 	rt->r.index = rt->index;
 	rt->r.nrings = cfg->rings;
 	rt->r.cfg = cfg;

@@ -17,6 +17,8 @@ struct conn {                   /* one accepted TCP connection */
 	uint16_t client_port;   /* the sender's port: keys the pattern */
 	uint32_t phase;
 	uint64_t offset;        /* bytes received so far = stream offset of the next byte */
+	uint64_t offset_at_wake;        /* offset when the ring last woke */
+	uint32_t rcvbuf;        /* SO_RCVBUF as last read (autotuned by TCP) */
 	bool eof, need_arm, starved;
 	uint64_t starved_ns;
 };
@@ -40,6 +42,8 @@ struct ring_thread {
 	struct rx_ring r;
 	bool ring_ok;
 	unsigned wait_batch;    /* completions to wait for (1 when the kernel has no min timeout) */
+	unsigned wait_min_us;   /* current minimum wait: <= --wait-min-us, shortened by adapt_min_wait() */
+	unsigned wakes;         /* waits so far (paces the SO_RCVBUF reads) */
 	struct thread_stats st;
 	struct conn **conns;
 	int nconns, open;

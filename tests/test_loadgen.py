@@ -269,3 +269,28 @@ def test_connect_refused_is_one_error_line(loadgen_bin):
     assert [e.errno for e in res.errors] == ["ECONNREFUSED"] and res.errors[0].call == "connect"
     assert res.summary.status == "error"
     assert len(res.stderr.splitlines()) == 1
+
+
+def test_a_ring_whose_sleeps_fill_its_socket_shortens_its_minimum_wait(loadgen_bin):
+    """Small socket buffers (tcp_rmem is per namespace) and --wait-min-us 2000: a ring that kept
+    sleeping 2 ms would let TCP close its window on every sleep (measured: ~245 wake-ups/s and half
+    the throughput); the ring halves its minimum wait while a sleep fills a quarter of SO_RCVBUF."""
+    ns = f"zcxp-{os.getpid()}-zw"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                        "net.ipv4.tcp_rmem=4096 131072 262144"], check=True)
+        res = subprocess.run(["ip", "netns", "exec", ns, str(loadgen_bin), "--json", "--work", "none",
+                              "--send-size", "1M", "--duration", "1", "--wait-batch", "8",
+                              "--wait-min-us", "2000"], capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    assert res.returncode == 0, res.stderr
+    s = loadgen.parse_lines(res.stdout.splitlines())[-1]
+    assert isinstance(s, Summary)
+    assert s.bytes_received == s.bytes_sent > 0 and s.verify_errors == 0
+    rx0 = next(t for t in s.threads if t["thread"] == "rx0")
+    assert s.params["wait_min_us"] == 2000 and s.params["wait_batch"] in (1, 8)
+    # sleeping 2 ms at a time allows at most 500 wake-ups/s; the shortened wait gives thousands
+    assert rx0["nvcsw"] / s.duration_s > 2000, rx0
