@@ -13,6 +13,8 @@
  *     registration(r, &reg)            facts for the JSON "registration" record
  *   prep_recv(r, sqe, fd)              per connection, re-armed whenever a CQE lacks F_MORE
  *   decode(r, cqe, &buf, &err)         every CQE of the ring (see RX_UDATA_BACKEND)
+ *   next_buf(r, &buf)                  optional: after RX_CQE_DATA, the CQE's further buffers
+ *                                      (a bundled receive), one per call, until it returns false
  *   put(r, &buf)                       give a consumed buffer back; ring's thread only
  *   refill(r)                          after each batch of CQEs/puts: publish what put() queued
  *   refill_backlog(r)                  instantaneous, sampled each interval
@@ -48,7 +50,8 @@ struct rx_buf {                 /* one received chunk */
 };
 
 enum rx_cqe_kind {
-	RX_CQE_DATA,            /* *buf filled: payload to consume, then put() */
+	RX_CQE_DATA,            /* *buf filled: payload to consume, then put(); next_buf() may
+				 * yield more buffers of the same CQE */
 	RX_CQE_EOF,             /* peer closed the connection (res == 0) */
 	RX_CQE_ERROR,           /* *err = negative errno (ENOBUFS/ENOSPC: out of buffers, re-armed) */
 	RX_CQE_EVENT,           /* a backend event (zcrx events); *ev filled */
@@ -77,6 +80,7 @@ struct rx_ring {                /* one receive ring, owned by its thread */
 	const struct lg_config *cfg;
 	void *shared;           /* from shared_init (NULL if none) */
 	void *priv;             /* per-ring backend state, set by ring_init */
+	uint32_t bundle;        /* set by ring_init: buffers one CQE may carry (> 1: see next_buf) */
 };
 
 struct rx_backend {
@@ -94,6 +98,9 @@ struct rx_backend {
 	void (*prep_recv)(struct rx_ring *r, struct io_uring_sqe *sqe, int fd);
 	enum rx_cqe_kind (*decode)(struct rx_ring *r, const struct io_uring_cqe *cqe,
 				   struct rx_buf *buf, struct rx_event *ev, int *err);
+	/* The next buffer of the CQE decode() last returned as RX_CQE_DATA, or false when it has no
+	 * more; NULL if the backend never bundles. */
+	bool (*next_buf)(struct rx_ring *r, struct rx_buf *buf);
 	void (*put)(struct rx_ring *r, const struct rx_buf *buf);
 	/* Thread-safe put() from a thread that is not the ring's; NULL if the backend has none. */
 	void (*put_any)(struct rx_ring *r, const struct rx_buf *buf);

@@ -36,6 +36,8 @@ struct lg_config {
 	enum lg_work work;
 	uint32_t work_ns_per_kib;
 	bool verify;
+	uint32_t bundle;                /* copy: at most this many buffers per receive completion (1: unbundled) */
+	bool bundle_set;                /* --bundle was given */
 	bool json;
 	int64_t corrupt_offset;         /* test only: sender flips the byte at this offset of conn 0 */
 	unsigned ring_entries;          /* SQ entries per ring */

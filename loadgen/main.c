@@ -380,6 +380,10 @@ static void summary(struct run *run)
 	/* the batch the rings used: 1 where the kernel lacks IORING_FEAT_MIN_TIMEOUT */
 	jb_u64(&j, "wait_batch", run->have_rcv && run->rcv.rings ? run->rcv.rings[0].wait_batch : 0);
 	jb_u64(&j, "wait_min_us", g_cfg.wait_min_us);
+	/* buffers one receive completion carried at most: --bundle where the kernel has capped
+	 * bundles (copy backend), else 1; 0 for a sender */
+	jb_u64(&j, "bundle", !run->have_rcv || !run->rcv.rings ? 0 :
+	       run->rcv.rings[0].r.bundle > 1 ? run->rcv.rings[0].r.bundle : 1);
 	json_cpus(&j, "rx_cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus);
 	json_cpus(&j, "tx_cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus);
 	jb_str(&j, "work", g_cfg.work == WORK_CHECKSUM ? "checksum" : "none");

@@ -35,8 +35,10 @@ static const char usage_text[] =
 "                          into the area (emulated: [\"nic\"]), never zero-copy. zcrx: a real NIC.\n"
 "  --ifname IF           --backend zcrx: the NIC\n"
 "  --queue Q             --backend zcrx: its RX queue for zcrx\n"
-"  --setup-nic           --backend zcrx: set header split, hds-thresh 0, RSS away from Q and a\n"
-"                        flow rule to Q; every setting is restored on exit\n""\n"
+"  --setup-nic           --backend zcrx: set tcp-data-split on, hds-thresh 0, RSS away from Q,\n"
+"                        and with --listen ntuple on plus a flow rule steering the listening\n"
+"                        port to Q; every setting is restored on exit\n"
+"\n"
 "load:\n"
 "  --connections C       TCP connections, spread round-robin over rings (default: rings)\n"
 "  --duration S          seconds of sending (default 5); with --listen, a receive time limit\n"
@@ -57,6 +59,11 @@ static const char usage_text[] =
 "                        socket buffer (SO_RCVBUF), the ring halves its wait (down to 10 us)\n"
 "  --verify, --no-verify check every byte against the per-connection pattern (default on);\n"
 "                        use --no-verify for senders that are not zcrx-loadgen\n"
+"  --bundle N            copy backend: one receive completion carries up to N buffers (default\n"
+"                        16; 1 = one buffer each). A bundled receive (IORING_RECVSEND_BUNDLE,\n"
+"                        capped at N x --buf-size bytes; a kernel with bundles but without that\n"
+"                        cap gets 1) takes the socket lock and updates the TCP window once per\n"
+"                        bundle, not once per buffer. params.bundle is the N the rings used\n"
 "\n"
 "placement:\n"
 "  --listen ADDR:PORT    receiver only: accept C connections from any TCP client\n"
@@ -76,6 +83,7 @@ enum {
 	OPT_INTERVAL, OPT_SEND_SIZE, OPT_RATE, OPT_BUF_SIZE, OPT_BUFS, OPT_RX_CPUS, OPT_TX_CPUS,
 	OPT_WORK, OPT_WORK_NS, OPT_VERIFY, OPT_NO_VERIFY, OPT_LISTEN, OPT_CONNECT, OPT_JSON,
 	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC, OPT_WAIT_BATCH, OPT_WAIT_MIN_US,
+	OPT_BUNDLE,
 };
 
 static const struct option longopts[] = {
@@ -106,6 +114,7 @@ static const struct option longopts[] = {
 	{ "setup-nic", no_argument, NULL, OPT_SETUP_NIC },
 	{ "wait-batch", required_argument, NULL, OPT_WAIT_BATCH },
 	{ "wait-min-us", required_argument, NULL, OPT_WAIT_MIN_US },
+	{ "bundle", required_argument, NULL, OPT_BUNDLE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -226,6 +235,7 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 	cfg->bufs = 128;
 	cfg->work = WORK_CHECKSUM;
 	cfg->verify = true;
+	cfg->bundle = 16;
 	cfg->corrupt_offset = -1;
 	cfg->queue = -1;
 	cfg->wait_batch = 8;
@@ -334,6 +344,12 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 			break;
 		case OPT_NO_VERIFY:
 			cfg->verify = false;
+			break;
+		case OPT_BUNDLE:
+			if (parse_size("--bundle", a, 1, 4096, &v))
+				return -1;
+			cfg->bundle = (uint32_t)v;
+			cfg->bundle_set = true;
 			break;
 		case OPT_LISTEN:
 		case OPT_CONNECT:

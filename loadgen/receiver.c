@@ -266,20 +266,22 @@ static void handle_cqe(struct ring_thread *rt, const struct io_uring_cqe *cqe, u
 
 	switch (kind) {
 	case RX_CQE_DATA:
-		b.conn = (uint32_t)ud;
-		b.offset = c->offset;
-		b.ring = rt->index;
-		c->offset += b.len;
-		rt->st.cur.bytes += b.len;
 		rt->st.cur.completions++;
-		if (rcv->cfg->topology == TOPO_WORKERS) {
-			hand_off(rt, &b);
-		} else {
-			consume(rcv, &rt->st, &b, sink);
-			be->put(&rt->r, &b);
-			rt->puts_seen++;
-			rt->st.cur.bufs_returned++;
-		}
+		do {                    /* a bundled receive carries several buffers */
+			b.conn = (uint32_t)ud;
+			b.offset = c->offset;
+			b.ring = rt->index;
+			c->offset += b.len;
+			rt->st.cur.bytes += b.len;
+			if (rcv->cfg->topology == TOPO_WORKERS) {
+				hand_off(rt, &b);
+			} else {
+				consume(rcv, &rt->st, &b, sink);
+				be->put(&rt->r, &b);
+				rt->puts_seen++;
+				rt->st.cur.bufs_returned++;
+			}
+		} while (be->next_buf && be->next_buf(&rt->r, &b));
 		break;
 	case RX_CQE_EOF:
 		if (!c->eof) {

@@ -8,9 +8,15 @@
  * refill() takes the lock, appends them to the shared queue ("RQE writes + tail store") and then
  * moves up to the ring's share of the pool from the queue into its own provided-buffer ring
  * (standing in for the kernel refilling from the shared ifq's refill ring).
+ * Bundled receives (--bundle N > 1, IORING_RECVSEND_BUNDLE): one CQE names its first buffer id
+ * and a length of at most N buffers (the multishot per-receive cap, sqe->len); the kernel filled
+ * that buffer and the ones after it in buffer-ring order, each full but the last. ring_bid[]
+ * remembers which id went into each ring slot and bid_slot[] where each id went, so next_buf()
+ * can name them all.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -40,6 +46,10 @@ struct copy_ring {
 	uint32_t target;                /* shared: this ring's share of the pool */
 	uint16_t *batch;                /* shared: ids put() since the last refill() */
 	uint32_t nbatch;
+	/* bundles: the id in each ring slot, the (unmasked) slot of each id, and the CQE in hand */
+	uint16_t *ring_bid;
+	uint32_t *bid_slot;
+	uint32_t next_slot, bundle_left;
 };
 
 static uint32_t pow2_at_least(uint32_t n)
@@ -153,6 +163,12 @@ static void copy_ring_params(const struct lg_config *cfg, struct io_uring_params
 
 static void add_buf(struct copy_ring *c, uint32_t bid)
 {
+	if (c->ring_bid) {
+		uint32_t slot = (uint32_t)c->br->tail + (uint32_t)c->adds;
+
+		c->ring_bid[slot & (c->entries - 1)] = (uint16_t)bid;
+		c->bid_slot[bid] = slot;
+	}
 	io_uring_buf_ring_add(c->br, c->pool->area + (size_t)bid * c->pool->buf_size,
 			      c->pool->buf_size, (unsigned short)bid,
 			      io_uring_buf_ring_mask(c->entries), c->adds++);
@@ -178,6 +194,39 @@ static void shared_refill(struct copy_ring *c)
 	pthread_mutex_unlock(&p->lock);
 	c->nbatch = 0;
 	c->in_kernel += take;
+}
+
+/*
+ * Whether the kernel takes a byte cap on each invocation of a multishot IORING_OP_RECV (sqe->len;
+ * kernels without it refuse any len with EINVAL). Asked with fd -1: the SQE is prepared before its
+ * file is looked up, so a kernel that accepts the cap answers EBADF instead.
+ */
+static bool mshot_cap_supported(struct io_uring *ring, uint32_t cap)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	int res;
+
+	if (!sqe)
+		return false;
+	io_uring_prep_recv_multishot(sqe, -1, NULL, cap, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = COPY_BGID;
+	sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+	io_uring_sqe_set_data64(sqe, RX_UDATA_BACKEND);
+	if (io_uring_submit_and_wait(ring, 1) < 0 || io_uring_peek_cqe(ring, &cqe))
+		return false;
+	res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return res != -EINVAL;
+}
+
+/* Bytes one bundled receive may fill: N buffers, within the kernel's int length. */
+static uint32_t bundle_cap(const struct rx_ring *r, const struct copy_ring *c)
+{
+	uint64_t cap = (uint64_t)r->bundle * c->pool->buf_size;
+
+	return cap > INT32_MAX ? INT32_MAX : (uint32_t)cap;
 }
 
 static int copy_ring_init(struct rx_ring *r, struct lg_error *err)
@@ -206,6 +255,17 @@ static int copy_ring_init(struct rx_ring *r, struct lg_error *err)
 		c->pool = &c->own;
 	}
 	c->entries = pow2_at_least(c->pool->nbufs);
+	r->bundle = cfg->bundle > 1 && (r->ring.features & IORING_FEAT_RECVSEND_BUNDLE) ? cfg->bundle : 1;
+	if (r->bundle > 1 && !mshot_cap_supported(&r->ring, bundle_cap(r, c)))
+		r->bundle = 1;          /* bundles without a cap would drain whole sockets at once */
+	if (r->bundle > 1) {
+		c->ring_bid = calloc(c->entries, sizeof(*c->ring_bid));
+		c->bid_slot = calloc(c->pool->nbufs, sizeof(*c->bid_slot));
+		if (!c->ring_bid || !c->bid_slot) {
+			lg_error_set(err, "calloc", ENOMEM, "ring %d bundle bookkeeping", r->index);
+			return -1;
+		}
+	}
 	c->br = io_uring_setup_buf_ring(&r->ring, c->entries, COPY_BGID, 0, &ret);
 	if (!c->br) {
 		lg_error_set(err, "io_uring_setup_buf_ring", -ret,
@@ -235,6 +295,8 @@ static void copy_ring_fini(struct rx_ring *r)
 	if (!c->shared)
 		pool_fini(&c->own);
 	free(c->batch);
+	free(c->ring_bid);
+	free(c->bid_slot);
 	free(c);
 	r->priv = NULL;
 }
@@ -256,6 +318,10 @@ static void copy_prep_recv(struct rx_ring *r, struct io_uring_sqe *sqe, int fd)
 	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = COPY_BGID;
+	if (r->bundle > 1) {
+		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+		sqe->len = bundle_cap(r, r->priv);
+	}
 }
 
 static void copy_put(struct rx_ring *r, const struct rx_buf *buf)
@@ -274,6 +340,7 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 	struct copy_ring *c = r->priv;
 	uint32_t bid;
 
+	c->bundle_left = 0;
 	if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
 		if (cqe->res < 0) {
 			*err = cqe->res;
@@ -298,7 +365,29 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 		return RX_CQE_ERROR;
 	}
 	buf->len = (uint32_t)cqe->res;
+	if (buf->len > c->pool->buf_size) {            /* bundled */
+		c->bundle_left = buf->len - c->pool->buf_size;
+		c->next_slot = c->bid_slot[bid] + 1;
+		buf->len = c->pool->buf_size;
+	}
 	return RX_CQE_DATA;
+}
+
+static bool copy_next_buf(struct rx_ring *r, struct rx_buf *buf)
+{
+	struct copy_ring *c = r->priv;
+	uint32_t bid;
+
+	if (!c->bundle_left)
+		return false;
+	bid = c->ring_bid[c->next_slot++ & (c->entries - 1)];
+	if (c->shared)
+		c->in_kernel--;
+	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
+	buf->token = bid;
+	buf->len = c->bundle_left < c->pool->buf_size ? c->bundle_left : c->pool->buf_size;
+	c->bundle_left -= buf->len;
+	return true;
 }
 
 static int copy_refill(struct rx_ring *r, struct lg_error *err)
@@ -336,6 +425,7 @@ const struct rx_backend rx_backend_copy = {
 	.registration = copy_registration,
 	.prep_recv = copy_prep_recv,
 	.decode = copy_decode,
+	.next_buf = copy_next_buf,
 	.put = copy_put,
 	.refill = copy_refill,
 	.refill_backlog = copy_refill_backlog,

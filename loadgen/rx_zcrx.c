@@ -94,6 +94,11 @@ static int zcrx_check_common(const struct lg_config *cfg, bool nodev, struct lg_
 			     "use at most 128 MiB");
 		return -1;
 	}
+	if (cfg->bundle_set) {
+		lg_error_set(err, NULL, 0, "--bundle goes with --backend copy (a zcrx receive posts one "
+			     "completion per buffer)");
+		return -1;
+	}
 	if (nodev && (cfg->ifname || cfg->queue >= 0 || cfg->setup_nic)) {
 		lg_error_set(err, NULL, 0, "--ifname/--queue/--setup-nic go with --backend zcrx, not zcrx-nodev");
 		return -1;

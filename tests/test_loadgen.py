@@ -129,20 +129,41 @@ def test_workers_hand_off_and_switch_context_single_does_not(loadgen_bin):
     w = loadgen.run(["--topology", "workers", "--workers", "2", *paced], timeout=60).summary
     workers = [t for t in w.threads if t["role"] == "worker"]
     assert [t["thread"] for t in workers] == ["worker0", "worker1"]
-    rx = rx_totals(w, "completions")
+    # on copy, rx0 gives every handed-back buffer to the provided-buffer ring itself
+    assert w.params["workers_return"] == "rx0"
+    rx = rx_totals(w, "bufs_returned")
+    assert rx >= rx_totals(w, "completions") > 0      # a bundled completion carries several
     # every buffer rx0 received was consumed by a worker and handed back
     assert sum(t["completions"] for t in workers) == rx
     assert sum(t["bytes"] for t in workers) == w.bytes_received
     assert sum(t["bufs_returned"] for t in workers) == rx
-    # on copy, rx0 gives every handed-back buffer to the provided-buffer ring itself
-    assert w.params["workers_return"] == "rx0"
-    assert rx_totals(w, "bufs_returned") == rx
     assert sum(t["nvcsw"] for t in workers) > 0            # idle workers sleep and are woken
 
-    s = loadgen.run(["--topology", "single", *paced], timeout=60).summary
+    s = loadgen.run(["--topology", "single", "--bundle", "1", *paced], timeout=60).summary
     assert {t["role"] for t in s.threads} == {"rx", "tx"}
     rx0 = next(t for t in s.threads if t["thread"] == "rx0")
     assert rx0["bufs_returned"] == rx0["completions"] > 0  # consumed and returned in rx0 itself
+
+
+@pytest.mark.parametrize("topology", list(TOPO_ARGS))
+def test_bundled_receives_deliver_every_byte_in_order(loadgen_bin, topology):
+    # 4 KiB buffers, 16 to a pool: bundles wrap the buffer ring and often run it dry (ENOBUFS)
+    res = loadgen.run(["--topology", topology, *TOPO_ARGS[topology], "--buf-size", "4K", "--bufs", "16",
+                       "--bundle", "4", *SHORT], timeout=60)
+    check_clean_transfer(res, topology, 2 if topology in ("ifq-per-ring", "shared-ifq") else 1)
+    s = res.summary
+    assert s.params["bundle"] == 4                  # Linux 6.18: bundles with the per-receive cap
+    cqes, bufs, nbytes = (rx_totals(s, k) for k in ("completions", "bufs_returned", "bytes"))
+    assert cqes < bufs                              # completions carried several buffers ...
+    assert nbytes <= cqes * 4 * 4096                # ... never more than --bundle of them
+    # every buffer of a completion is full but its last
+    assert nbytes / 4096 <= bufs <= nbytes / 4096 + cqes
+
+
+def test_bundle_1_gives_one_buffer_per_completion(loadgen_bin):
+    s = loadgen.run(["--bundle", "1", "--buf-size", "4K", "--bufs", "16", *SHORT], timeout=60).summary
+    assert s.params["bundle"] == 1 and s.verify_errors == 0 and s.bytes_received == s.bytes_sent
+    assert rx_totals(s, "completions") == rx_totals(s, "bufs_returned") >= s.bytes_received / 4096
 
 
 def test_paced_sender_keeps_the_rate(loadgen_bin):
@@ -191,7 +212,7 @@ def test_wait_batch_never_holds_back_a_trickle(loadgen_bin):
     ["--listen", "127.0.0.1:1", "--connect", "127.0.0.1:2"], ["--backend", "rdma"],
     ["--connections", "1", "--topology", "ifq-per-ring", "--rings", "2"], ["stray"],
     ["--listen", "127.0.0.1:0", "--test-corrupt-offset", "5"], ["--wait-batch", "0"],
-    ["--wait-min-us", "soon"],
+    ["--wait-min-us", "soon"], ["--bundle", "0"], ["--bundle", "4097"],
 ])
 def test_bad_flags_one_line_exit_2(loadgen_bin, args):
     res = subprocess.run([str(loadgen_bin), *args], capture_output=True, text=True, timeout=20)

@@ -272,6 +272,7 @@ def test_zcrx_queue_range_follows_the_channels_the_driver_reports(host_loadgen, 
     (["--backend", "zcrx", "--ifname", "lo"], "needs --ifname IF and --queue Q"),
     (["--backend", "zcrx-nodev", "--ifname", "lo"], "go with --backend zcrx"),
     (["--backend", "zcrx", "--ifname", "lo", "--queue", "x"], "--queue"),
+    (["--backend", "zcrx-nodev", "--bundle", "4"], "--bundle goes with --backend copy"),
 ])
 def test_zcrx_usage_errors_exit_2_with_one_line(host_loadgen, args, fragment):
     p = run_host(*args, "--duration", "1")
