@@ -264,11 +264,11 @@ static int collect_threads(struct run *run, const struct thread_stats **out, int
 {
 	int n = 0;
 
-	if (run->have_rcv) {
+	if (run->have_rcv && run->rcv.rings) {
 		for (int i = 0; i < g_cfg.rings && n < max; i++)
 			if (run->rcv.rings[i].st.tid)
 				out[n++] = &run->rcv.rings[i].st;
-		for (int i = 0; i < g_cfg.workers && n < max; i++)
+		for (int i = 0; run->rcv.workers && i < g_cfg.workers && n < max; i++)
 			if (run->rcv.workers[i].st.tid)
 				out[n++] = &run->rcv.workers[i].st;
 	}
@@ -456,6 +456,11 @@ int main(int argc, char **argv)
 		lg_error_set(&err, "calloc", ENOMEM, "connections");
 		goto fail;
 	}
+	if (g_cfg.mode != MODE_CONNECT) {
+		run.have_rcv = true;
+		if (receiver_init(&run.rcv, &g_cfg, run.be, &err))
+			goto fail;
+	}
 	if (g_cfg.mode == MODE_LOOPBACK)
 		ret = setup_loopback(&run, &err);
 	else if (g_cfg.mode == MODE_LISTEN)
@@ -465,17 +470,16 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		goto fail;
 	if (ret > 0) {                  /* interrupted while waiting for connections */
+		if (run.have_rcv)
+			receiver_join(&run.rcv);        /* releases the backend (restores the NIC) */
 		run.status = ST_INTERRUPTED;
 		g_run.t0_ns = now_ns();
 		run.end_ns = g_run.t0_ns;
 		summary(&run);
 		goto out;
 	}
-	if (g_cfg.mode != MODE_CONNECT) {
-		run.have_rcv = true;
-		if (receiver_start(&run.rcv, &g_cfg, run.be, run.conns, run.nconns, &err))
-			goto fail;
-	}
+	if (run.have_rcv && receiver_start(&run.rcv, run.conns, run.nconns, &err))
+		goto fail;
 	if (g_cfg.mode != MODE_LISTEN) {
 		run.have_snd = true;
 		if (sender_start(&run.snd, &g_cfg, run.tx_fds, run.ntx, &err)) {

@@ -549,14 +549,12 @@ out:
 	return NULL;
 }
 
-int receiver_start(struct receiver *rcv, const struct lg_config *cfg, const struct rx_backend *be,
-		   struct conn *conns, int nconns, struct lg_error *err)
+int receiver_init(struct receiver *rcv, const struct lg_config *cfg, const struct rx_backend *be,
+		  struct lg_error *err)
 {
 	memset(rcv, 0, sizeof(*rcv));
 	rcv->cfg = cfg;
 	rcv->be = be;
-	rcv->conns = conns;
-	rcv->nconns = nconns;
 	rcv->first_bad_conn = -1;
 	pthread_mutex_init(&rcv->go_lock, NULL);
 	pthread_cond_init(&rcv->go_cv, NULL);
@@ -564,7 +562,18 @@ int receiver_start(struct receiver *rcv, const struct lg_config *cfg, const stru
 	pthread_mutex_init(&rcv->ho.lock, NULL);
 	pthread_cond_init(&rcv->ho.work_cv, NULL);
 	pthread_cond_init(&rcv->ho.ret_cv, NULL);
+	if (be->shared_init(cfg, &rcv->shared, err))
+		return -1;
+	rcv->shared_ok = true;
+	return 0;
+}
 
+int receiver_start(struct receiver *rcv, struct conn *conns, int nconns, struct lg_error *err)
+{
+	const struct lg_config *cfg = rcv->cfg;
+
+	rcv->conns = conns;
+	rcv->nconns = nconns;
 	rcv->rings = calloc((size_t)cfg->rings, sizeof(*rcv->rings));
 	rcv->workers = calloc((size_t)(cfg->workers ? cfg->workers : 1), sizeof(*rcv->workers));
 	if (!rcv->rings || !rcv->workers) {
@@ -580,10 +589,6 @@ int receiver_start(struct receiver *rcv, const struct lg_config *cfg, const stru
 			return -1;
 		}
 	}
-	if (be->shared_init(cfg, &rcv->shared, err))
-		return -1;
-	rcv->shared_ok = true;
-
 	for (int i = 0; i < cfg->rings; i++) {
 		struct ring_thread *rt = &rcv->rings[i];
 

@@ -88,10 +88,15 @@ struct receiver {
 	uint64_t first_bad_offset;
 };
 
-/* Create rings (in order, each initialised before the next starts) and workers; threads then
- * wait for receiver_go(). Returns -1 with err set (the caller still calls receiver_join). */
-int receiver_start(struct receiver *rcv, const struct lg_config *cfg, const struct rx_backend *be,
-		   struct conn *conns, int nconns, struct lg_error *err);
+/* The backend's per-run state (shared_init), before any connection is accepted: a zcrx NIC is
+ * checked and set up here, so its flow steering holds from a connection's first packet. Returns
+ * -1 with err set (the caller still calls receiver_join). */
+int receiver_init(struct receiver *rcv, const struct lg_config *cfg, const struct rx_backend *be,
+		  struct lg_error *err);
+/* Create rings (in order, each initialised before the next starts) and workers over the accepted
+ * connections; threads then wait for receiver_go(). Returns -1 with err set (the caller still
+ * calls receiver_join). */
+int receiver_start(struct receiver *rcv, struct conn *conns, int nconns, struct lg_error *err);
 void receiver_go(struct receiver *rcv);         /* after g_run.t0_ns is set */
 bool receiver_done(struct receiver *rcv);       /* every ring thread has finished */
 void receiver_stop(struct receiver *rcv);       /* end now, even before EOF */

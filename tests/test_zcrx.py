@@ -280,6 +280,16 @@ def test_zcrx_usage_errors_exit_2_with_one_line(host_loadgen, args, fragment):
     assert fragment in one_line(p)
 
 
+def test_zcrx_listen_checks_the_nic_before_accepting_connections(host_loadgen):
+    """With --listen the NIC is checked (and with --setup-nic steered) before the listener opens,
+    so a rule holds from a connection's first packet: a bad NIC fails at once, never listening."""
+    p = run_host("--backend", "zcrx", "--ifname", "nosuch0", "--queue", "0", "--listen", "127.0.0.1:0",
+                 "--json")
+    assert p.returncode == 1 and "no network interface nosuch0" in one_line(p)
+    assert [r.get("event") for r in by_type(records(p.stdout), "event")] == []   # no "listening"
+    assert by_type(records(p.stdout), "summary")[0]["status"] == "error"
+
+
 def test_zcrx_unknown_interface_and_queue_out_of_range(host_loadgen):
     p = run_host("--backend", "zcrx", "--ifname", "nosuch0", "--queue", "0", "--duration", "1")
     assert p.returncode == 1 and "no network interface nosuch0" in one_line(p)
