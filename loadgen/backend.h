@@ -6,7 +6,8 @@
  *
  * Call order, for a run with N rings:
  *   check(cfg)                         main thread, before anything is created (usage errors)
- *   shared_init(cfg, &shared)          main thread, once per run
+ *   shared_init(cfg, &shared)          main thread, once per run, before any connection is
+ *                                      accepted (a NIC's steering holds from the first packet)
  *   for ring 0..N-1, strictly in order (ring i+1 starts only after ring i's init returned):
  *     ring_params(cfg, &params, &entries); io_uring_queue_init_params()   in the ring's thread
  *     ring_init(r)                     ring's thread (ring 0 may export, rings > 0 may import)
