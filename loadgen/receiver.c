@@ -411,7 +411,7 @@ static void ring_loop(struct ring_thread *rt)
 	while (!stopping(rcv) && (rt->open > 0 || rt->outstanding > 0)) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts;
-		uint64_t wait = stats_ns_to_tick(&rt->st);
+		uint64_t wait = stats_ns_to_tick(&rt->st), busy_us;
 		unsigned head, n = 0;
 		int ret;
 
@@ -431,14 +431,19 @@ static void ring_loop(struct ring_thread *rt)
 				wait = 1000;
 			ts.tv_sec = (long long)(wait / 1000000000ULL);
 			ts.tv_nsec = (long long)(wait % 1000000000ULL);
-			/* Sleep until wait_batch completions are ready or wait_min_us passed with
+			/* Sleep until wait_batch completions are ready or the minimum wait passed with
 			 * one: every wake-up of a sleeping ring is paid by whoever completes its
-			 * receive (on loopback, the sender's CPU), so batching them matters. */
-			if (rt->wait_batch > 1)
+			 * receive (on loopback, the sender's CPU), so batching them matters. The
+			 * minimum counts from the last wake: a ring that was busy that long finds its
+			 * data already waiting (a bundled completion carries up to 16 buffers, so a
+			 * busy ring may hold fewer than wait_batch of them) and must not idle on top. */
+			busy_us = (now_ns() - rt->woke_ns) / 1000;
+			if (rt->wait_batch > 1 && busy_us < rt->wait_min_us)
 				ret = io_uring_submit_and_wait_min_timeout(&rt->r.ring, &cqe, rt->wait_batch, &ts,
-									   rt->wait_min_us, NULL);
+									   rt->wait_min_us - (unsigned)busy_us, NULL);
 			else
 				ret = io_uring_submit_and_wait_timeout(&rt->r.ring, &cqe, 1, &ts, NULL);
+			rt->woke_ns = now_ns();
 			if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 				lg_error_set(&e, "io_uring_submit_and_wait_timeout", -ret, "ring %d", rt->index);
 				fail(rcv, &e);

@@ -44,6 +44,7 @@ struct ring_thread {
 	unsigned wait_batch;    /* completions to wait for (1 when the kernel has no min timeout) */
 	unsigned wait_min_us;   /* current minimum wait: <= --wait-min-us, shortened by adapt_min_wait() */
 	unsigned wakes;         /* waits so far (paces the SO_RCVBUF reads) */
+	uint64_t woke_ns;       /* when the ring last came back from waiting */
 	struct thread_stats st;
 	struct conn **conns;
 	int nconns, open;
