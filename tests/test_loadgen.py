@@ -192,6 +192,17 @@ def test_wait_batch_lets_the_ring_sleep_less_often(loadgen_bin):
     assert batched < one * 0.7, (batched, one)
 
 
+def test_a_saturated_ring_never_idles_for_its_batch(loadgen_bin):
+    # 2000 ns/KiB of work: the ring is busy far longer than --wait-min-us between waits, and its
+    # data waits in the socket; with bundles it holds fewer completions than --wait-batch, which
+    # must not make it sleep out the minimum wait (it did ~3-10 times a second before)
+    s = loadgen.run(["--work-ns-per-kib", "2000", "--duration", "2", "--rx-cpus", "0", "--tx-cpus", "1",
+                     "--wait-batch", "8", "--wait-min-us", "100"], timeout=60).summary
+    rx0 = next(t for t in s.threads if t["thread"] == "rx0")
+    assert s.params["bundle"] == 16 and rx0["bufs_returned"] > 2 * rx0["completions"]
+    assert rx0["nvcsw"] / s.duration_s <= 1.0, rx0
+
+
 def test_wait_batch_never_holds_back_a_trickle(loadgen_bin):
     # 4 KiB every ~3 ms: a batch of 64 never fills, the minimum wait lets each one through
     res = loadgen.run(["--rate", "0.01", "--send-size", "4K", "--duration", "1", "--interval", "0.25",
