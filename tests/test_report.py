@@ -99,15 +99,20 @@ def test_report_has_the_profile_section(report):
     assert "<table>" in section and "work function (checksum, busy, verify)" in section
 
 
-def test_a_dataset_without_a_profile_says_how_to_get_one(tmp_path):
+def _report_with_empty(tmp_path: Path, table: str) -> tuple[Path, str]:
+    """A copy of the host dataset whose ``table`` is empty (schema kept), and its report's HTML."""
     from zcrxprof import schema
 
-    copy = tmp_path / "unprofiled"
+    copy = tmp_path / f"empty-{table}"
     shutil.copytree(HOST, copy)
-    schema.empty_frame("profile").to_parquet(copy / "profile.parquet", index=False)
+    schema.empty_frame(table).to_parquet(copy / f"{table}.parquet", index=False)
     proc = zcrxprof("report", str(copy), "-o", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stderr
-    section = _section((tmp_path / "r.html").read_text(), PROFILE_SECTION)
+    return copy, (tmp_path / "r.html").read_text()
+
+
+def test_a_dataset_without_a_profile_says_how_to_get_one(tmp_path):
+    section = _section(_report_with_empty(tmp_path, "profile")[1], PROFILE_SECTION)
     assert "No perf profile in this dataset (record --profile)." in section and "<img" not in section
 
 
@@ -229,14 +234,10 @@ def test_a_dataset_without_proc_stat_samples_reports_softirq_as_not_measured(tmp
     # a copy of the host dataset recorded without /proc samples: its system table is empty (schema kept)
     import pandas as pd
 
-    from zcrxprof import analysis, plots, schema
+    from zcrxprof import analysis, plots
 
-    copy = tmp_path / "no-system"
-    shutil.copytree(HOST, copy)
-    schema.empty_frame("system").to_parquet(copy / "system.parquet", index=False)
-    proc = zcrxprof("report", str(copy), "-o", str(tmp_path / "r.html"))
-    assert proc.returncode == 0, proc.stderr
-    costs = _section((tmp_path / "r.html").read_text(), "Context switches and CPU per GB")
+    copy, html = _report_with_empty(tmp_path, "system")
+    costs = _section(html, "Context switches and CPU per GB")
     assert '<img alt="cost per GB" src="data:image/png;base64,' in costs
     runs = analysis.per_run(analysis.load([copy]))
     assert len(runs) and runs["softirq_s"].isna().all() and runs["busy_s"].isna().all()
