@@ -334,6 +334,15 @@ static void copy_put(struct rx_ring *r, const struct rx_buf *buf)
 		add_buf(c, (uint32_t)buf->token);
 }
 
+/* Buffer bid came back from the kernel: point buf at it (the caller sets the length). */
+static void delivered(struct copy_ring *c, uint32_t bid, struct rx_buf *buf)
+{
+	if (c->shared)
+		c->in_kernel--;
+	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
+	buf->token = bid;
+}
+
 static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe *cqe,
 				    struct rx_buf *buf, struct rx_event *ev, int *err)
 {
@@ -352,10 +361,7 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 		return RX_CQE_ERROR;
 	}
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	if (c->shared)
-		c->in_kernel--;
-	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
-	buf->token = bid;
+	delivered(c, bid, buf);
 	if (cqe->res <= 0) {            /* a buffer came back without data: return it at once */
 		buf->len = 0;
 		copy_put(r, buf);
@@ -381,10 +387,7 @@ static bool copy_next_buf(struct rx_ring *r, struct rx_buf *buf)
 	if (!c->bundle_left)
 		return false;
 	bid = c->ring_bid[c->next_slot++ & (c->entries - 1)];
-	if (c->shared)
-		c->in_kernel--;
-	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
-	buf->token = bid;
+	delivered(c, bid, buf);
 	buf->len = c->bundle_left < c->pool->buf_size ? c->bundle_left : c->pool->buf_size;
 	c->bundle_left -= buf->len;
 	return true;
