@@ -4,7 +4,7 @@ Each figure is a median over repetitions (min/max shown) next to a reference mea
 run, and printed as a ratio:
   report      `zcrxprof report` end to end (new interpreter)  vs  the 5 s target; and in-process
               build vs pandas reading the same parquet files
-  load        analysis.load() per MiB of dataset               vs  bare pd.read_parquet of every table
+  load        dataset.load() per MiB of dataset                vs  bare pd.read_parquet of every table
   notebooks   papermill per notebook                           vs  papermill on an empty notebook
               (kernel start-up + papermill overhead)
 Usage: .venv/bin/python bench/analysis.py [--repeat N] [--dataset PATH] [--no-notebooks]
@@ -27,7 +27,7 @@ import nbformat  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from zcrxprof import schema  # noqa: E402
-from zcrxprof.analysis import load  # noqa: E402
+from zcrxprof.dataset import load  # noqa: E402
 from zcrxprof.report.render import build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def main() -> int:
         line("report build in-process vs raw parquet read", inproc, raw)
     print("load")
     loads = timed(lambda: load(path), a.repeat)
-    line("analysis.load() per MiB", [v / size_mib for v in loads], [v / size_mib for v in raw], "s/MiB")
+    line("dataset.load() per MiB", [v / size_mib for v in loads], [v / size_mib for v in raw], "s/MiB")
     if a.no_notebooks or not NOTEBOOKS:
         return 0
     print("notebooks (papermill)")

@@ -26,7 +26,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from zcrxprof import lab  # noqa: E402
+from zcrxprof import lab, vocab  # noqa: E402
 
 CASES = [  # (label, backend, topology, extra args); the first one is the reference
     ("copy/single", "copy", "single", ""),
@@ -41,7 +41,7 @@ def spread(values: list[float]) -> str:
 
 
 def accel_label(accel: str) -> str:
-    return "emulated (TCG)" if accel == "tcg" else "KVM"
+    return "emulated (TCG)" if vocab.is_emulated_timing(accel) else "KVM"
 
 
 def boot_times(k: lab.LabKernel, boots: int) -> None:

@@ -1,4 +1,4 @@
-"""Benchmark for zcrx-loadgen (issue 3), every reference measured in the same run.
+"""Benchmark for zcrx-loadgen, every reference measured in the same run.
 
 1. Loopback, pinned (receiver CPU 0, sender CPU 1), 64 KiB and 1 MiB sends:
    `zcrx-loadgen --topology single --work none` against (a) bench/minrecv.c, a minimal liburing
@@ -12,8 +12,16 @@
    one socket lock and one window update for up to 16 buffers).
 2. single vs shared-ifq (2 rings) at --work-ns-per-kib 2000, sender paced: scaling of the median
    Gbit/s; target >= 1.6x on 2 cores.
+3. Connections sweep, 1 / 100 / 1,000 / 10,000 connections, 64 KiB sends: a receiver process
+   `zcrx-loadgen --listen --topology single --work none --no-verify` (CPU 0) against bench/minrecv.c
+   with CONNECTIONS (one multishot receive per socket, one 128-buffer ring, CPU 0), both driven by
+   the same `zcrx-loadgen --connect` sender process (CPU 1; 64 sender threads above 64 connections).
+   Reported: receiver Gbit/s and receiver CPU ns/KiB (zcrx-loadgen: its rx thread; minrecv: the
+   process), median [min..max], and the per-repetition ratios. No target: it shows the cost of scale.
+   Sender and receiver are separate processes, so 10,000 connections fit a 20,000 open-file limit.
 Backend copy, host kernel (not emulated); copy numbers are not zero-copy numbers.
 Environment: BENCH_REPS (default 9), BENCH_SECONDS (default 2).
+Usage: python bench/loadgen.py [connections]   (`connections`: part 3 only)
 """
 from __future__ import annotations
 
@@ -121,6 +129,63 @@ def run_scaling(topology: str) -> tuple[float, float]:
     return s.gbit_s, rx_cpu_ns / 1e9 / s.duration_s
 
 
+SWEEP_CONNECTIONS = (1, 100, 1000, 10000)
+SWEEP_SEND = "64K"
+
+
+def sweep_sender(port: int, conns: int) -> loadgen.Summary:
+    """The one sender both receivers of the sweep get: --connect, CPU 1."""
+    res = loadgen.run(["--connect", f"127.0.0.1:{port}", "--connections", str(conns), "--send-size",
+                       SWEEP_SEND, "--duration", str(SECONDS), "--tx-cpus", "1"], timeout=SECONDS + 120)
+    assert res.returncode == 0, res.stderr
+    return res.summary
+
+
+def sweep_loadgen(conns: int) -> tuple[float, float]:
+    """zcrx-loadgen as a receiver process: Gbit/s and rx ns/KiB."""
+    rx_args = ["--listen", "127.0.0.1:0", "--topology", "single", "--connections", str(conns), "--work",
+               "none", "--no-verify", "--buf-size", BUF, "--rx-cpus", "0"]
+    with loadgen.LoadgenProcess(rx_args) as receiver:
+        sent = sweep_sender(receiver.listening_port(timeout=30), conns)
+        s = receiver.wait(timeout=SECONDS + 120).summary
+    assert s.status == "ok" and s.bytes_received == sent.bytes_sent > 0
+    rx = next(t for t in s.threads if t["thread"] == "rx0")
+    return s.gbit_s, rx_ns_per_kib(rx["utime_ns"] + rx["stime_ns"], rx["bytes"])
+
+
+def sweep_minrecv(conns: int) -> tuple[float, float]:
+    """bench/minrecv.c with CONNECTIONS: Gbit/s and process ns/KiB."""
+    with subprocess.Popen(["taskset", "-c", "0", str(MINRECV), str(size_bytes(BUF)), str(conns)],
+                          stdout=subprocess.PIPE, text=True) as p:
+        assert p.stdout is not None
+        port = int(p.stdout.readline().split()[1])
+        sent = sweep_sender(port, conns)
+        out = json.loads(p.stdout.readline())
+        p.wait(timeout=60)
+    assert out["bytes"] == sent.bytes_sent > 0
+    return out["bytes"] * 8 / out["seconds"] / 1e9, rx_ns_per_kib(out["cpu_ns"], out["bytes"])
+
+
+def run_sweep() -> None:
+    """Part 3: print the connections sweep."""
+    print(f"\nconnections sweep: send {SWEEP_SEND}, receive buffers {BUF}, receiver CPU 0, sender "
+          f"CPU 1 (zcrx-loadgen --connect), receiver as its own process")
+    print(f"  {'connections':>11s} {'receiver':28s} {'Gbit/s':>24s} {'rx ns/KiB':>26s}")
+    for conns in SWEEP_CONNECTIONS:
+        res: dict[str, tuple[list[float], list[float]]] = {"loadgen": ([], []), "minrecv": ([], [])}
+        for _ in range(REPS):                      # interleaved, as in part 1
+            for name, fn in (("loadgen", sweep_loadgen), ("minrecv", sweep_minrecv)):
+                g, n = fn(conns)
+                res[name][0].append(g)
+                res[name][1].append(n)
+        labels = {"loadgen": "zcrx-loadgen (single ring)", "minrecv": "minrecv (mshot per socket)"}
+        for name, (g, n) in res.items():
+            print(f"  {conns:>11,d} {labels[name]:28s} {fmt(g):>24s} {fmt(n):>26s}")
+        gbit = pair_ratios(res["loadgen"][0], res["minrecv"][0])
+        cpu = pair_ratios(res["loadgen"][1], res["minrecv"][1])
+        print(f"  {'':>11s} {'ratio loadgen/minrecv':28s} {fmt(gbit):>24s} {fmt(cpu):>26s}")
+
+
 def pair_ratios(a: list[float], b: list[float]) -> list[float]:
     """a[i] / b[i] for each repetition i."""
     return [x / y for x, y in zip(a, b)]
@@ -140,6 +205,13 @@ def main() -> int:
     print(f"zcrx-loadgen benchmark: backend copy, loopback, host kernel {kernel} (not emulated), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (shared machine), "
           f"{REPS} runs x {SECONDS:g} s, median [min..max]")
+    if sys.argv[1:] == ["connections"]:
+        run_sweep()
+        print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+        return 0
+    if sys.argv[1:]:
+        print("usage: python bench/loadgen.py [connections]", file=sys.stderr)
+        return 2
     ok = True
     for send in ("64K", "1M"):
         res: dict[str, tuple[list[float], ...]] = {k: ([], [], []) for k in ("loadgen", "minrecv", "iperf3")}
@@ -181,6 +253,7 @@ def main() -> int:
     print(f"  scaling shared-ifq/single {scale:.2f}x (target >= 1.6 on 2 cores; needs the receiving "
           f"threads to get ~1 core each: see 'rx CPU cores used')")
     ok &= scale >= 1.6
+    run_sweep()
     print(f"\nload average {os.getloadavg()[0]:.1f} at end; targets {'met' if ok else 'NOT all met'}")
     return 0
 

@@ -25,13 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from zcrxprof import children, paths  # noqa: E402
 from zcrxprof.collect.plan import DEFAULT_WORK_NS_PER_KIB  # noqa: E402
 from zcrxprof.perf.profile import ProfileSession  # noqa: E402
 from zcrxprof.perf.stat import StatSession  # noqa: E402
 from zcrxprof.perf.tool import (HARDWARE_EVENTS, SOFTWARE_EVENTS, TRACEPOINTS,  # noqa: E402
                                 available_tracepoints, require_perf)
 
-LOADGEN = Path(__file__).resolve().parents[1] / "loadgen" / "zcrx-loadgen"
+LOADGEN = paths.loadgen_binary()
 SKIP_S = 1.0
 
 
@@ -39,12 +40,7 @@ def threads_of(proc: subprocess.Popen, timeout: float = 5.0) -> dict[str, int]:
     """name → tid of the load generator's threads once its first receiver (rx0) exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        names = {}
-        for task in Path(f"/proc/{proc.pid}/task").glob("*"):
-            try:
-                names[(task / "comm").read_text().strip()] = int(task.name)
-            except OSError:
-                pass
+        names = children.thread_names(proc.pid)
         if "rx0" in names:
             return names
         time.sleep(0.01)

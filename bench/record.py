@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark of `zcrxprof record` (issue 6), all measured in this run:
+"""Benchmark of `zcrxprof record`, all measured in this run:
 
 1. start-to-first-sample latency: launching `zcrxprof record` → the first sample of its first run
    (metadata `first_sample_at`); target ≤ 1.5 s.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak of `zcrxprof record` (issue 8; not in CI): record for a long time with all probes on and
+"""Soak of `zcrxprof record` (not in CI): record for a long time with all probes on and
 check that it stays healthy. Default 30 minutes; ``--minutes`` shortens it.
 
 The recording is `record --probes all` (perf stat too, when installed) over all four topologies,
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from zcrxprof import children  # noqa: E402
 from zcrxprof.dataset import load  # noqa: E402
 
 SAMPLE_S = 2.0
@@ -61,21 +61,13 @@ def rss_kib(pid: int) -> int | None:
 
 def loadgens(pid: int) -> list[int]:
     """Descendants of ``pid`` that are the load generator."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    out = []
+    for k in children.descendants(pid):
         try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                kids = [int(k) for k in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
-                todo += kids
-                for k in kids:
-                    try:
-                        if Path(f"/proc/{k}/comm").read_text().strip().startswith("zcrx-loadgen"):
-                            out.append(k)
-                    except OSError:
-                        pass
+            if Path(f"/proc/{k}/comm").read_text().strip().startswith("zcrx-loadgen"):
+                out.append(k)
         except OSError:
-            continue
+            pass
     return out
 
 

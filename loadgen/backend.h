@@ -2,7 +2,7 @@
  *
  * A backend owns buffers and the io_uring receive operation; the topology code (receiver.c) owns
  * threads, sockets, hand-off, verification and counters. One struct rx_backend per backend:
- * rx_copy.c ("copy"), rx_zcrx*.c ("zcrx", "zcrx-nodev", written by the kernel-lab work).
+ * rx_copy.c (copy), rx_zcrx.c (zcrx-nodev, zcrx); the names come from vocab.h.
  *
  * Call order, for a run with N rings:
  *   check(cfg)                         main thread, before anything is created (usage errors)
@@ -110,12 +110,12 @@ struct rx_backend {
 	int (*stats)(struct rx_ring *r, struct rx_event *ev, int max);   /* may be NULL */
 };
 
-/* Backends linked into this binary; the zcrx ones are weak (NULL until loadgen/rx_zcrx*.c exist). */
+/* The backends, named as in vocab.h. */
 extern const struct rx_backend rx_backend_copy;
-extern const struct rx_backend rx_backend_zcrx __attribute__((weak));
-extern const struct rx_backend rx_backend_zcrx_nodev __attribute__((weak));
+extern const struct rx_backend rx_backend_zcrx;
+extern const struct rx_backend rx_backend_zcrx_nodev;
 
-/* The backend named by name, or NULL with err set (unknown, or not built into this binary). */
+/* The backend named by name, or NULL with err set (unknown name). */
 const struct rx_backend *backend_find(const char *name, struct lg_error *err);
 
 #endif

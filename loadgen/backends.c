@@ -2,25 +2,17 @@
 #include <string.h>
 
 #include "backend.h"
+#include "vocab.h"
+
+static const struct rx_backend *const backends[] = { &rx_backend_copy, &rx_backend_zcrx_nodev, &rx_backend_zcrx };
+
+_Static_assert(sizeof(backends) / sizeof(backends[0]) == LG_NBACKENDS, "one rx_backend per vocab.h backend");
 
 const struct rx_backend *backend_find(const char *name, struct lg_error *err)
 {
-	if (!strcmp(name, "copy"))
-		return &rx_backend_copy;
-	if (!strcmp(name, "zcrx")) {
-		if (&rx_backend_zcrx)
-			return &rx_backend_zcrx;
-		lg_error_set(err, NULL, 0, "--backend zcrx is not built into this binary "
-			     "(loadgen/rx_zcrx*.c not present yet); use --backend copy");
-		return NULL;
-	}
-	if (!strcmp(name, "zcrx-nodev")) {
-		if (&rx_backend_zcrx_nodev)
-			return &rx_backend_zcrx_nodev;
-		lg_error_set(err, NULL, 0, "--backend zcrx-nodev is not built into this binary "
-			     "(loadgen/rx_zcrx*.c not present yet); use --backend copy");
-		return NULL;
-	}
-	lg_error_set(err, NULL, 0, "unknown --backend '%s' (copy, zcrx, zcrx-nodev)", name);
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (!strcmp(name, backends[i]->name))
+			return backends[i];
+	lg_error_set(err, NULL, 0, "unknown --backend '%s' (" LG_BACKEND_LIST ")", name);
 	return NULL;
 }

@@ -6,12 +6,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vocab.h"
+
 #define LG_MAX_CPUS 256
 #define LG_MAX_RINGS 64
 #define LG_MAX_WORKERS 64
-#define LG_MAX_CONNS 1024
+/* Connections: the receiver spreads them round-robin over its rings; the sender over at most
+ * LG_MAX_TX_THREADS threads (one per connection up to that many, then connection i on thread
+ * i mod LG_MAX_TX_THREADS, each thread polling its sockets). */
+#define LG_MAX_CONNS 16384
+#define LG_MAX_TX_THREADS 64
+/* Per ring: SQ entries (arming submits early when the SQ is full) and CQ entries (a fuller CQ
+ * ends multishot receives, which are re-armed; the kernel keeps overflowed CQEs until flushed). */
+#define LG_MAX_SQ_ENTRIES 4096
+#define LG_MAX_CQ_ENTRIES 32768
 
-enum lg_topology { TOPO_SINGLE, TOPO_WORKERS, TOPO_IFQ_PER_RING, TOPO_SHARED_IFQ };
+#define LG_TOPOLOGY_ENUM(e, name, several_rings) e,
+enum lg_topology { LG_TOPOLOGIES(LG_TOPOLOGY_ENUM) };
 enum lg_mode { MODE_LOOPBACK, MODE_LISTEN, MODE_CONNECT };
 enum lg_work { WORK_NONE, WORK_CHECKSUM };
 
@@ -24,6 +35,7 @@ struct lg_config {
 	int rings;                      /* receive rings */
 	int workers;                    /* worker threads (workers topology) */
 	int connections;
+	int conns_per_ring;              /* most connections one ring receives: ceil(connections / rings) */
 	double duration_s;
 	bool duration_set;
 	double interval_s;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -83,6 +84,43 @@ static void add_conn(struct run *run, int fd)
 	c->index = run->nconns++;
 	c->client_port = sock_port(fd, 1);
 	c->phase = pattern_phase(c->client_port);
+}
+
+/*
+ * Open files this run needs: one socket per connection per side in this process (loopback: both),
+ * and a margin for the listener, the rings, the signalfd, stdio and backend files. A soft
+ * RLIMIT_NOFILE below that is raised (up to the hard limit); a hard limit below it refuses the run.
+ */
+#define FD_MARGIN 32
+
+static int ensure_fd_limit(struct lg_error *err)
+{
+	rlim_t need = (rlim_t)g_cfg.connections * (g_cfg.mode == MODE_LOOPBACK ? 2 : 1) +
+		      (rlim_t)g_cfg.rings + FD_MARGIN;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		lg_error_set(err, "getrlimit", errno, "RLIMIT_NOFILE");
+		return -1;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		lg_error_set(err, NULL, 0, "--connections %d needs %llu open files, above the hard limit of %llu "
+			     "(RLIMIT_NOFILE): raise it (ulimit -n %llu, as root or via limits.conf/LimitNOFILE) "
+			     "or use fewer connections", g_cfg.connections, (unsigned long long)need,
+			     (unsigned long long)rl.rlim_max, (unsigned long long)need);
+		return -1;
+	}
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		lg_error_set(err, "setrlimit", errno, "cannot raise RLIMIT_NOFILE to %llu for %d connections",
+			     (unsigned long long)need, g_cfg.connections);
+		return -1;
+	}
+	return 0;
 }
 
 /* Loopback: connect C sender sockets to our own listener and accept each. */
@@ -279,14 +317,64 @@ static int collect_threads(struct run *run, const struct thread_stats **out, int
 	return n;
 }
 
+/* Spread of received bytes over connections: Jain's index (sum x)^2 / (n sum x^2), 1 when every
+ * connection got the same, 1/n when one got everything. False when nothing was received. */
+struct fairness {
+	double jain;
+	uint64_t min, max;
+};
+
+static bool conn_fairness(const struct run *run, struct fairness *f)
+{
+	double sum = 0, sumsq = 0;
+
+	if (!run->have_rcv || run->nconns <= 0)
+		return false;
+	f->min = UINT64_MAX;
+	f->max = 0;
+	for (int i = 0; i < run->nconns; i++) {
+		uint64_t x = run->conns[i].offset;
+
+		sum += (double)x;
+		sumsq += (double)x * (double)x;
+		f->min = x < f->min ? x : f->min;
+		f->max = x > f->max ? x : f->max;
+	}
+	if (sumsq <= 0)
+		return false;
+	f->jain = sum * sum / ((double)run->nconns * sumsq);
+	return true;
+}
+
+/* Peak resident memory of this process in KiB (loopback: senders included): VmHWM, since
+ * getrusage()'s ru_maxrss keeps the peak of whatever process exec'd us. 0 if unknown. */
+static uint64_t rss_max_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	unsigned long long kib = 0;
+	char line[128];
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 static void summary(struct run *run)
 {
 	static const char *const modes[] = { "loopback", "listen", "connect" };
-	const struct thread_stats *th[LG_MAX_RINGS + LG_MAX_WORKERS + LG_MAX_CONNS];
+	const struct thread_stats *th[LG_MAX_RINGS + LG_MAX_WORKERS + LG_MAX_TX_THREADS];
 	int nth = collect_threads(run, th, (int)(sizeof(th) / sizeof(th[0])));
 	uint64_t sent = 0, received = 0, verr = run->have_rcv ? run->rcv.verify_errors : 0;
 	double dur = g_run.t0_ns ? (double)(run->end_ns - g_run.t0_ns) / 1e9 : 0.0;
 	struct counters c;
+	struct fairness fair;
+	bool have_fair = conn_fairness(run, &fair);
+	uint64_t rss_kib = rss_max_kib();
+	double rss_per_conn = g_cfg.connections > 0 ? (double)rss_kib / g_cfg.connections : 0.0;
 	double gbit;
 
 	for (int i = 0; i < nth; i++) {
@@ -306,6 +394,11 @@ static void summary(struct run *run)
 		out_printf("  %.3f s, sent %llu bytes, received %llu bytes, %.3f Gbit/s, verify errors %llu\n",
 			   dur, (unsigned long long)sent, (unsigned long long)received, gbit,
 			   (unsigned long long)verr);
+		if (have_fair)
+			out_printf("  %d connections: fairness (Jain) %.4f, bytes per connection %llu..%llu\n",
+				   run->nconns, fair.jain, (unsigned long long)fair.min, (unsigned long long)fair.max);
+		out_printf("  max RSS %llu KiB, %.1f KiB per connection\n", (unsigned long long)rss_kib,
+			   rss_per_conn);
 		out_printf("  %-9s %-6s %4s %14s %11s %9s %9s %9s %8s %8s %9s\n", "thread", "role", "ring",
 			   "bytes", "completions", "usr_ms", "sys_ms", "work_ms", "nvcsw", "nivcsw", "enobufs");
 		for (int i = 0; i < nth; i++) {
@@ -341,6 +434,20 @@ static void summary(struct run *run)
 	jb_i64(&j, "connections", g_cfg.connections);
 	jb_str(&j, "mode", modes[g_cfg.mode]);
 	jb_str(&j, "kernel", g_run.kernel);
+	if (have_fair) {
+		jb_dbl(&j, "fairness_jain", fair.jain);
+		jb_u64(&j, "conn_bytes_min", fair.min);
+		jb_u64(&j, "conn_bytes_max", fair.max);
+	} else {
+		jb_key(&j, "fairness_jain");
+		jb_raw(&j, "null");
+		jb_key(&j, "conn_bytes_min");
+		jb_raw(&j, "null");
+		jb_key(&j, "conn_bytes_max");
+		jb_raw(&j, "null");
+	}
+	jb_u64(&j, "rss_max_kib", rss_kib);
+	jb_dbl(&j, "rss_kib_per_connection", rss_per_conn);
 	jb_key(&j, "threads");
 	jb_raw(&j, "[");
 	for (int i = 0; i < nth; i++) {
@@ -420,7 +527,7 @@ int main(int argc, char **argv)
 		g_run.n_emulated = run.be->emulated(&g_cfg, g_run.emulated, LG_MAX_EMULATED);
 	}
 	if (check_cpus("--rx-cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus, &err) ||
-	    check_cpus("--tx-cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus, &err))
+	    check_cpus("--tx-cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus, &err) || ensure_fd_limit(&err))
 		return usage_error(&err);
 	if (g_cfg.mode != MODE_LOOPBACK) {
 		struct sockaddr_storage ss;

@@ -15,7 +15,7 @@ static const char usage_text[] =
 "network namespaces or hosts.\n"
 "\n"
 "topology and backend:\n"
-"  --topology T          single | workers | ifq-per-ring | shared-ifq (default single)\n"
+"  --topology T          " LG_TOPOLOGY_CHOICES " (default " LG_TOPOLOGY_SINGLE ")\n"
 "                          single:       1 ring (thread rx0) receives and works\n"
 "                          workers:      1 ring hands (buffer, length) to --workers threads\n"
 "                                        (worker0..) over a queue; buffers go back via rx0\n"
@@ -24,7 +24,7 @@ static const char usage_text[] =
 "                          shared-ifq:   N rings sharing one buffer pool and one refill queue\n"
 "  --rings N             receive rings (ifq-per-ring, shared-ifq; default 2)\n"
 "  --workers N           worker threads (workers; default 2)\n"
-"  --backend B           copy (default) | zcrx | zcrx-nodev\n"
+"  --backend B           " LG_BACKEND_CHOICES " (default " LG_DEFAULT_BACKEND ")\n"
 "                          copy: multishot IORING_OP_RECV into provided-buffer rings; the\n"
 "                          kernel copies, nothing is zero-copy. With --topology shared-ifq the\n"
 "                          copy backend EMULATES ifq sharing: one userspace buffer pool and one\n"
@@ -40,7 +40,12 @@ static const char usage_text[] =
 "                        port to Q; every setting is restored on exit\n"
 "\n"
 "load:\n"
-"  --connections C       TCP connections, spread round-robin over rings (default: rings)\n"
+"  --connections C       TCP connections, 1..16384 (default: rings). Receiver: connection i\n"
+"                        (accept order) goes to ring i mod --rings. Sender: one thread per\n"
+"                        connection up to 64 (tx0..), beyond that 64 threads, connection i on\n"
+"                        thread i mod 64. Needs about 2 open files per connection in loopback\n"
+"                        (1 with --listen/--connect): the soft RLIMIT_NOFILE is raised up to the\n"
+"                        hard one; above the hard one the run is refused (raise: ulimit -n)\n"
 "  --duration S          seconds of sending (default 5); with --listen, a receive time limit\n"
 "                        (default: until every connection closed)\n"
 "  --interval S          seconds between interval records (default 1)\n"
@@ -217,6 +222,19 @@ static int parse_cpus(const char *opt, const char *s, int *cpus, int *n)
 	return 0;
 }
 
+/* A topology name (vocab.h) → its enum value; -1 when unknown. */
+static int parse_topology(const char *name, enum lg_topology *out)
+{
+#define LG_TOPOLOGY_MATCH(e, text, several_rings) \
+	if (!strcmp(name, text)) { \
+		*out = e; \
+		return 0; \
+	}
+	LG_TOPOLOGIES(LG_TOPOLOGY_MATCH)
+#undef LG_TOPOLOGY_MATCH
+	return -1;
+}
+
 int parse_options(int argc, char **argv, struct lg_config *cfg)
 {
 	unsigned long long v;
@@ -225,8 +243,8 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->topology = TOPO_SINGLE;
-	cfg->topology_name = "single";
-	cfg->backend_name = "copy";
+	cfg->topology_name = LG_TOPOLOGY_SINGLE;
+	cfg->backend_name = LG_DEFAULT_BACKEND;
 	cfg->mode = MODE_LOOPBACK;
 	cfg->rings = 1;
 	cfg->duration_s = 5;
@@ -248,16 +266,8 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 
 		switch (c) {
 		case OPT_TOPOLOGY:
-			if (!strcmp(a, "single"))
-				cfg->topology = TOPO_SINGLE;
-			else if (!strcmp(a, "workers"))
-				cfg->topology = TOPO_WORKERS;
-			else if (!strcmp(a, "ifq-per-ring"))
-				cfg->topology = TOPO_IFQ_PER_RING;
-			else if (!strcmp(a, "shared-ifq"))
-				cfg->topology = TOPO_SHARED_IFQ;
-			else
-				return bad("--topology: unknown '%s' (single, workers, ifq-per-ring, shared-ifq)%s", a, "");
+			if (parse_topology(a, &cfg->topology))
+				return bad("--topology: unknown '%s' (" LG_TOPOLOGY_LIST ")%s", a, "");
 			cfg->topology_name = a;
 			break;
 		case OPT_RINGS:
@@ -428,8 +438,9 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 		cfg->duration_s = 0;
 	if (cfg->topology == TOPO_SHARED_IFQ && cfg->bufs < (uint32_t)cfg->rings)
 		return bad("--bufs must be >= --rings for shared-ifq (one pool split between rings)%s%s", "", "");
+	cfg->conns_per_ring = (cfg->connections + cfg->rings - 1) / cfg->rings;
 	cfg->ring_entries = 64;
-	while (cfg->ring_entries < (unsigned)cfg->connections * 2)
+	while (cfg->ring_entries < (unsigned)cfg->conns_per_ring * 2 && cfg->ring_entries < LG_MAX_SQ_ENTRIES)
 		cfg->ring_entries <<= 1;
 	return 0;
 }

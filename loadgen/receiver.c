@@ -378,7 +378,7 @@ static void adapt_min_wait(struct ring_thread *rt)
 		int v;
 
 		c->offset_at_wake = c->offset;
-		if (c->eof)
+		if (c->eof || !queued)  /* nothing queued: neither full nor loud (saves a getsockopt) */
 			continue;
 		if ((!c->rcvbuf || rt->wakes % RCVBUF_READ_EVERY == 0) &&
 		    getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &v, &len) == 0 && v > 0)

@@ -104,7 +104,7 @@ static int copy_check(const struct lg_config *cfg, struct lg_error *err)
 static int copy_emulated(const struct lg_config *cfg, const char **out, int max)
 {
 	if (cfg->topology == TOPO_SHARED_IFQ && max > 0) {
-		out[0] = "shared-ifq";
+		out[0] = LG_TOPOLOGY_SHARED_IFQ;
 		return 1;
 	}
 	return 0;
@@ -154,10 +154,12 @@ static void copy_shared_fini(void *shared)
 
 static void copy_ring_params(const struct lg_config *cfg, struct io_uring_params *p, unsigned *entries)
 {
-	uint32_t cq = pow2_at_least(2 * cfg->bufs + 4 * (uint32_t)cfg->connections);
+	/* room for every buffer's completion plus a few per connection of this ring, capped:
+	 * beyond the cap a full CQ ends multishot receives, which the ring re-arms */
+	uint32_t cq = pow2_at_least(2 * cfg->bufs + 4 * (uint32_t)cfg->conns_per_ring);
 
 	p->flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
-	p->cq_entries = cq < 256 ? 256 : cq;
+	p->cq_entries = cq < 256 ? 256 : cq > LG_MAX_CQ_ENTRIES ? LG_MAX_CQ_ENTRIES : cq;
 	*entries = cfg->ring_entries;
 }
 
@@ -417,7 +419,7 @@ static uint64_t copy_refill_backlog(struct rx_ring *r)
 }
 
 const struct rx_backend rx_backend_copy = {
-	.name = "copy",
+	.name = LG_BACKEND_COPY,
 	.check = copy_check,
 	.emulated = copy_emulated,
 	.shared_init = copy_shared_init,

@@ -135,7 +135,7 @@ static int nodev_emulated(const struct lg_config *cfg, const char **out, int max
 {
 	if (max < 1)
 		return 0;
-	out[0] = "nic";         /* no device: the kernel copies into the area; not zero-copy */
+	out[0] = LG_EMULATED_NIC;       /* no device: the kernel copies into the area; not zero-copy */
 	return 1;
 }
 
@@ -211,11 +211,12 @@ static void zcrx_shared_fini(void *shared)
 
 static void zcrx_ring_params(const struct lg_config *cfg, struct io_uring_params *p, unsigned *entries)
 {
-	uint32_t cq = pow2_at_least(2 * (uint64_t)rq_entries(cfg) + 4 * (uint64_t)cfg->connections);
+	/* as the copy backend: capped, a full CQ ends multishot receives, which are re-armed */
+	uint32_t cq = pow2_at_least(2 * (uint64_t)rq_entries(cfg) + 4 * (uint64_t)cfg->conns_per_ring);
 
 	p->flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQE32 |
 		    IORING_SETUP_CQSIZE;
-	p->cq_entries = cq < 256 ? 256 : cq;
+	p->cq_entries = cq < 256 ? 256 : cq > LG_MAX_CQ_ENTRIES ? LG_MAX_CQ_ENTRIES : cq;
 	*entries = cfg->ring_entries;
 }
 
@@ -455,7 +456,7 @@ static int zcrx_stats(struct rx_ring *r, struct rx_event *ev, int max)
 }
 
 const struct rx_backend rx_backend_zcrx_nodev = {
-	.name = "zcrx-nodev",
+	.name = LG_BACKEND_ZCRX_NODEV,
 	.check = nodev_check,
 	.emulated = nodev_emulated,
 	.shared_init = nodev_shared_init,
@@ -474,7 +475,7 @@ const struct rx_backend rx_backend_zcrx_nodev = {
 };
 
 const struct rx_backend rx_backend_zcrx = {
-	.name = "zcrx",
+	.name = LG_BACKEND_ZCRX,
 	.check = hw_check,
 	.emulated = hw_emulated,
 	.shared_init = hw_shared_init,

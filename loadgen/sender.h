@@ -1,4 +1,5 @@
-/* sender.h - sender threads txN: one per connection, writing the connection's pattern. */
+/* sender.h - sender threads txN writing each connection's pattern: one thread per connection up
+ * to LG_MAX_TX_THREADS, beyond that connection i on thread i mod LG_MAX_TX_THREADS. */
 #ifndef LOADGEN_SENDER_H
 #define LOADGEN_SENDER_H
 
@@ -10,12 +11,19 @@
 #include "lgerror.h"
 #include "stats.h"
 
+struct tx_conn {                 /* one connected socket */
+	int fd;
+	int index;              /* 0..C-1, connect order */
+	uint32_t phase;
+	uint64_t off;           /* bytes sent so far */
+};
+
 struct tx_thread {
 	pthread_t th;
 	bool started;
 	int index;
-	int fd;
-	uint32_t phase;
+	struct tx_conn *conns;  /* its connections: blocking send() with one, poll() over several */
+	int nconns;
 	struct thread_stats st;
 	struct sender *snd;
 };
@@ -23,7 +31,9 @@ struct tx_thread {
 struct sender {
 	const struct lg_config *cfg;
 	struct tx_thread *tx;
-	int n;
+	int n;                  /* threads */
+	struct tx_conn *conns;
+	int nconns;
 	int stop;
 	int running;
 	pthread_mutex_t lock;
@@ -32,7 +42,8 @@ struct sender {
 	struct lg_error fail;
 };
 
-/* Threads for the n connected sockets fds (closed by sender_join); they wait for sender_go(). */
+/* Threads for the n connected sockets fds (closed by sender_join); they wait for sender_go().
+ * Sets err and returns -1 on failure (the caller still calls sender_join). */
 int sender_start(struct sender *s, const struct lg_config *cfg, const int *fds, int n, struct lg_error *err);
 void sender_go(struct sender *s);
 void sender_stop(struct sender *s);     /* finish the current send, then shut the write side */

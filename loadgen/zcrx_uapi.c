@@ -26,8 +26,8 @@ _Static_assert(sizeof(struct lg_zcrx_stats) == 16, "zcrx_stats layout");
 _Static_assert(sizeof(struct io_uring_zcrx_rqe) == 16, "io_uring_zcrx_rqe layout");
 
 /* For messages about requests whose kernel support was checked before use. */
-static const struct zcrx_kernel K_6_19 = { .major = 6, .minor = 19, .reg_flags = ZCRX_REG_IMPORT };
-static const struct zcrx_kernel K_7_2 = { .major = 7, .minor = 2, .reg_flags = ZCRX_REG_IMPORT | ZCRX_REG_NODEV };
+static const struct zcrx_kernel K_SHARING = { LG_SINCE_SHARING, .reg_flags = ZCRX_REG_IMPORT };
+static const struct zcrx_kernel K_EVENTS = { LG_SINCE_EVENTS, .reg_flags = ZCRX_REG_IMPORT | ZCRX_REG_NODEV };
 
 static bool at_least(const struct zcrx_kernel *k, int major, int minor)
 {
@@ -77,37 +77,37 @@ void zcrx_kernel_detect(struct zcrx_kernel *k)
 		snprintf(k->release, sizeof(k->release), "%s", u.release);
 		sscanf(u.release, "%d.%d", &k->major, &k->minor);
 	}
-	/* by version first; the query (6.18+) then says exactly */
-	if (at_least(k, 6, 19))
+	/* by version first; the query (vocab.h: LG_SINCE_QUERY) then says exactly */
+	if (at_least(k, LG_SINCE_SHARING))
 		k->reg_flags |= ZCRX_REG_IMPORT, k->nr_ctrl_ops = 2;
-	if (at_least(k, 7, 1))
+	if (at_least(k, LG_SINCE_NODEV))
 		k->reg_flags |= ZCRX_REG_NODEV;
-	if (at_least(k, 7, 2))
+	if (at_least(k, LG_SINCE_EVENTS))
 		k->have_events = true, k->stats_align = 8, k->nr_ctrl_ops = 3;
-	if (at_least(k, 6, 18))
+	if (at_least(k, LG_SINCE_QUERY))
 		query_zcrx(k);
 }
 
 int zcrx_kernel_check(const struct zcrx_kernel *k, bool nodev, bool shared, struct lg_error *err)
 {
-	const char *lab = "; try `zcrxprof lab run -- ...` (a Debian kernel >= 7.1 under QEMU)";
+	const char *lab = "; try `zcrxprof lab run -- ...` (a Debian kernel >= " LG_SINCE_NODEV_TEXT " under QEMU)";
 
-	if (!at_least(k, 6, 15)) {
-		lg_error_set(err, NULL, 0, "zcrx needs Linux >= 6.15 (running %s)%s", k->release, lab);
+	if (!at_least(k, LG_SINCE_ZCRX)) {
+		lg_error_set(err, NULL, 0, "zcrx needs Linux >= " LG_SINCE_ZCRX_TEXT " (running %s)%s", k->release, lab);
 		return -1;
 	}
 	if (nodev && !(k->reg_flags & ZCRX_REG_NODEV)) {
-		lg_error_set(err, NULL, 0, "zcrx-nodev needs Linux >= 7.1 for ZCRX_REG_NODEV (running %s)%s",
+		lg_error_set(err, NULL, 0, "zcrx-nodev needs Linux >= " LG_SINCE_NODEV_TEXT " for ZCRX_REG_NODEV (running %s)%s",
 			     k->release, lab);
 		return -1;
 	}
 	if (shared && (!(k->reg_flags & ZCRX_REG_IMPORT) || k->nr_ctrl_ops < 2)) {
-		lg_error_set(err, NULL, 0, "shared-ifq on zcrx needs Linux >= 6.19 for ZCRX_CTRL_EXPORT and "
+		lg_error_set(err, NULL, 0, "shared-ifq on zcrx needs Linux >= " LG_SINCE_SHARING_TEXT " for ZCRX_CTRL_EXPORT and "
 			     "ZCRX_REG_IMPORT (running %s)%s", k->release, lab);
 		return -1;
 	}
 	if (nodev && k->nr_ctrl_ops < 1) {
-		lg_error_set(err, NULL, 0, "zcrx-nodev needs ZCRX_CTRL_FLUSH_RQ (Linux >= 6.19; running %s)%s",
+		lg_error_set(err, NULL, 0, "zcrx-nodev needs ZCRX_CTRL_FLUSH_RQ (Linux >= " LG_SINCE_SHARING_TEXT "; running %s)%s",
 			     k->release, lab);
 		return -1;
 	}
@@ -147,17 +147,17 @@ const char *zcrx_explain(const char *op, int err, bool nodev, const struct zcrx_
 			return "the area ran dry: no free buffer for the copy fallback (refill ring not flushed?)";
 		return "out of memory or RLIMIT_MEMLOCK too low for the area";
 	case EINVAL:
-		if (reg && !at_least(k, 6, 15))
-			return "the kernel has no zcrx (IORING_REGISTER_ZCRX_IFQ needs Linux >= 6.15)";
+		if (reg && !at_least(k, LG_SINCE_ZCRX))
+			return "the kernel has no zcrx (IORING_REGISTER_ZCRX_IFQ needs Linux >= " LG_SINCE_ZCRX_TEXT ")";
 		if (imp && !(k->reg_flags & ZCRX_REG_IMPORT))
-			return "the kernel rejects ZCRX_REG_IMPORT (needs Linux >= 6.19)";
+			return "the kernel rejects ZCRX_REG_IMPORT (needs Linux >= " LG_SINCE_SHARING_TEXT ")";
 		if (reg && nodev && !(k->reg_flags & ZCRX_REG_NODEV))
-			return "the kernel rejects ZCRX_REG_NODEV (needs Linux >= 7.1)";
+			return "the kernel rejects ZCRX_REG_NODEV (needs Linux >= " LG_SINCE_NODEV_TEXT ")";
 		if (!strcmp(op, "export") || !strcmp(op, "flush"))
-			return at_least(k, 6, 19) ? "the kernel rejected the ZCRX_CTRL request"
-						  : "IORING_REGISTER_ZCRX_CTRL needs Linux >= 6.19";
+			return at_least(k, LG_SINCE_SHARING) ? "the kernel rejected the ZCRX_CTRL request"
+						  : "IORING_REGISTER_ZCRX_CTRL needs Linux >= " LG_SINCE_SHARING_TEXT;
 		if (!strcmp(op, "arm"))
-			return "the kernel rejected ZCRX_CTRL_ARM_EVENT (events need Linux >= 7.2)";
+			return "the kernel rejected ZCRX_CTRL_ARM_EVENT (events need Linux >= " LG_SINCE_EVENTS_TEXT ")";
 		if (nodev)
 			return "invalid NODEV registration: ring lacks DEFER_TASKRUN or CQE32/CQE_MIXED, "
 			       "or bad flags, reserved fields, rq_entries (1..32768) or event descriptor";
@@ -269,7 +269,7 @@ int zcrx_export(struct io_uring *ring, uint32_t zcrx_id, int *fd, struct lg_erro
 	ret = io_uring_register_zcrx_ctrl(ring, &c);
 	if (ret < 0) {
 		lg_error_set(err, "io_uring_register(ZCRX_CTRL_EXPORT)", -ret, "cannot export zcrx %u: %s",
-			     zcrx_id, zcrx_explain("export", -ret, true, &K_6_19));
+			     zcrx_id, zcrx_explain("export", -ret, true, &K_SHARING));
 		return -1;
 	}
 	*fd = (int)c.zc_export.zcrx_fd;
@@ -289,7 +289,7 @@ int zcrx_import(struct io_uring *ring, int fd, const struct zcrx_ifq *src, struc
 	close(fd);
 	if (ret < 0) {
 		lg_error_set(err, "io_uring_register(ZCRX_IFQ, ZCRX_REG_IMPORT)", -ret,
-			     "cannot import the exported zcrx: %s", zcrx_explain("import", -ret, false, &K_6_19));
+			     "cannot import the exported zcrx: %s", zcrx_explain("import", -ret, false, &K_SHARING));
 		return -1;
 	}
 	*out = *src;            /* same area, same refill ring */
@@ -309,7 +309,7 @@ int zcrx_flush(struct io_uring *ring, uint32_t zcrx_id, struct lg_error *err)
 	ret = io_uring_register_zcrx_ctrl(ring, &c);
 	if (ret < 0) {
 		lg_error_set(err, "io_uring_register(ZCRX_CTRL_FLUSH_RQ)", -ret, "cannot flush zcrx %u: %s",
-			     zcrx_id, zcrx_explain("flush", -ret, true, &K_6_19));
+			     zcrx_id, zcrx_explain("flush", -ret, true, &K_SHARING));
 		return -1;
 	}
 	return 0;
@@ -327,7 +327,7 @@ int zcrx_arm_event(struct io_uring *ring, uint32_t zcrx_id, uint32_t type, struc
 	ret = io_uring_register(ring->ring_fd, IORING_REGISTER_ZCRX_CTRL, &c, 0);
 	if (ret < 0) {
 		lg_error_set(err, "io_uring_register(ZCRX_CTRL_ARM_EVENT)", -ret, "cannot arm zcrx event %u: %s",
-			     type, zcrx_explain("arm", -ret, true, &K_7_2));
+			     type, zcrx_explain("arm", -ret, true, &K_EVENTS));
 		return -1;
 	}
 	return 0;

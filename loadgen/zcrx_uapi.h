@@ -2,8 +2,8 @@
  * export/import, the refill-ring protocol, flush, events/stats, feature detection, and errno ->
  * one precise line. Nothing here knows about topologies or threads; see rx_zcrx.c for that.
  *
- * Kernel versions (BRIEF §4): 6.15 zcrx, 6.18 query, 6.19 ZCRX_CTRL (flush, export) + IMPORT,
- * 7.0 rx_buf_len, 7.1 ZCRX_REG_NODEV, 7.2 events/stats.
+ * The kernel that brought each feature is in vocab.h (LG_SINCE_*, from zcrxprof/vocab.py): zcrx,
+ * query, ZCRX_CTRL (flush, export) + IMPORT (SHARING), rx_buf_len, ZCRX_REG_NODEV, events/stats.
  */
 #ifndef LOADGEN_ZCRX_UAPI_H
 #define LOADGEN_ZCRX_UAPI_H
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "lgerror.h"
+#include "vocab.h"
 
 #define ZCRX_PAGE_SIZE 4096u
 
@@ -119,7 +120,7 @@ void zcrx_rq_commit(struct zcrx_ifq *ifq);
 uint32_t zcrx_rq_backlog(const struct zcrx_ifq *ifq);
 
 /* The one-line meaning of errno err from registering (op "register", "import", "export",
- * "flush", "arm", "recv"), per BRIEF §4's table. */
+ * "flush", "arm", "recv"): what the kernel refuses, and which kernel or NIC would accept it. */
 const char *zcrx_explain(const char *op, int err, bool nodev, const struct zcrx_kernel *k);
 
 #endif

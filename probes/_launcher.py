@@ -16,7 +16,7 @@ def launch(name: str) -> None:
         os.execv(str(venv_python), [str(venv_python), sys.argv[0], *sys.argv[1:]])
     sys.path.insert(0, str(top))
     from zcrxprof.probes import TOOLS
-    from zcrxprof.probes.tool import main
+    from zcrxprof.probes.cli import main
 
     module = importlib.import_module(TOOLS[name][0])
     sys.exit(main(getattr(module, TOOLS[name][1]), module.__doc__))

@@ -14,9 +14,11 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (apt-get, BPF, network namespaces need it)" >&2; exit 1; }
 
 # 1. Debian packages (bookworm). python3-bpfcc is BCC; PyPI's 'bcc' is an unrelated package.
+#    strace: a test counts the load generator's io_uring waits; stress-ng: the CPU-hog neighbour
+#    the suite is checked beside (`stress-ng --cpu 1 & make test`).
 pkgs=(build-essential pkg-config iproute2 procps kmod xz-utils zstd netcat-openbsd
       python3 python3-venv python3-bpfcc libbpfcc bpftool linux-perf iperf3
-      qemu-system-x86 busybox-static chromium ethtool)
+      qemu-system-x86 busybox-static chromium ethtool strace stress-ng)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,8 +36,8 @@ stamp=$sysroot/.versions
 if [ ! -s "$stamp" ] || ! grep -q "^liburing-dev=" "$stamp"; then
   say "fetching liburing >= $LIBURING_MIN and linux-libc-dev >= $LINUX_LIBC_DEV_MIN into $sysroot"
   rm -rf "$sysroot"; mkdir -p "$sysroot"
-  PYTHONPATH=$top python3 -m zcrxprof.debarchive extract liburing-dev liburing2 --min "$LIBURING_MIN" --dest "$sysroot" >"$stamp.tmp"
-  PYTHONPATH=$top python3 -m zcrxprof.debarchive extract linux-libc-dev --min "$LINUX_LIBC_DEV_MIN" --dest "$sysroot" >>"$stamp.tmp"
+  python3 scripts/debarchive.py extract liburing-dev liburing2 --min "$LIBURING_MIN" --dest "$sysroot" >"$stamp.tmp"
+  python3 scripts/debarchive.py extract linux-libc-dev --min "$LINUX_LIBC_DEV_MIN" --dest "$sysroot" >>"$stamp.tmp"
   mv "$stamp.tmp" "$stamp"
 fi
 
@@ -65,7 +67,7 @@ pth="$top/.build/bcc-link"
 #     linux-kbuild packages, downloaded into the cache and joined under .build/kheaders (idempotent).
 #     The lab kernel's tree is made by `zcrxprof lab prepare` (step 6).
 if [ ! -f "/lib/modules/$(uname -r)/build/include/linux/kconfig.h" ]; then
-  $venv/bin/python -m zcrxprof.probes.headers prepare-host >/dev/null
+  $venv/bin/python scripts/host_headers.py >/dev/null
 fi
 
 # 5. The load generator (make decides what is stale).

@@ -1,4 +1,4 @@
-"""Analysis functions on the committed real host dataset (datasets/, picked by `analysis.pick`)."""
+"""Analysis functions on the committed real host dataset (datasets/, picked by `dataset.pick`)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from zcrxprof import dataset, schema
-from zcrxprof.analysis import cache, capacity, label, load, per_run, pick, refill, saturation, switches, verdict
-from zcrxprof.analysis.load import Frames
+from zcrxprof.analysis import cache, capacity, label, per_run, probes, refill, saturation, switches, verdict
+from zcrxprof.dataset import Dataset, load, pick
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 
@@ -119,7 +119,7 @@ def test_ring_shares_sum_to_one_per_run(frames):
 
 
 def test_verdict_winner_has_the_highest_median(runs):
-    v = verdict.verdict(runs)
+    v = verdict.winners(runs)
     assert not v.empty
     tp = saturation.throughput(runs)
     tp["threads"] = saturation.parallelism(tp)
@@ -160,13 +160,13 @@ def test_pmu_statement_is_precise_when_there_is_no_pmu(frames):
 
 
 def test_refill_table_covers_every_topology(runs):
-    r = refill.refill(runs)
+    r = refill.backlog(runs)
     assert set(r["topology"]) == set(runs["topology"])
     assert (r["runs"] > 0).all()
 
 
 def test_capacity_model_validates_from_single_runs(frames, runs):
-    cores = frames.metadata[frames.names[0]]["machine"]["cores"]
+    cores = frames.metadata["machine"]["cores"]
     val = capacity.validate(runs, cores)
     assert set(val["topology"]) == set(runs["topology"])
     single = val[val["topology"] == "single"]
@@ -179,13 +179,12 @@ def test_capacity_model_validates_from_single_runs(frames, runs):
 def test_kernel_switch_counts_cover_the_load_generators_own(frames):
     # ringsched counts every switch of the process from attach on; the load generator counts its
     # threads' switches during the run: the kernel's totals (summed over threads) are never smaller
-    from zcrxprof.analysis import kernel
 
     for metric, column in (("switch_voluntary", "nvcsw"), ("switch_preempted", "nivcsw")):
-        cmp = kernel.against_loadgen(frames, metric, column, roles=("rx", "worker", "tx"))
-        assert len(cmp) == len(frames.ok_runs())
+        cmp = probes.against_loadgen(frames, metric, column, roles=("rx", "worker", "tx"))
+        assert len(cmp) == len(frames.usable_runs())
         assert (cmp[f"kernel_{metric}"] >= cmp[f"loadgen_{column}"]).all()
-    att = kernel.attach_report(frames)
+    att = probes.attach_report(frames)
     assert set(att["status"]) <= {"attached", "unavailable"}
     assert (att[att["status"] == "unavailable"]["reason"] != "").all()
 
@@ -197,7 +196,7 @@ def test_copy_fallback_reads_the_zcrx_stats_and_the_copy_event_totals():
     frames = load(LAB)
     cp = refill.copy_fallback(frames).set_index(["run_id", "source", "metric"])["value"]
     ev = frames.events
-    ok = frames.ok_runs()["run_id"]
+    ok = frames.usable_runs()["run_id"]
     assert len(ok) > 0
     for run in ok:
         stats = ev[(ev["run_id"] == run) & (ev["event"] == "stats")].groupby("metric")["value"].sum()
@@ -213,14 +212,14 @@ def test_copy_fallback_reads_the_zcrx_stats_and_the_copy_event_totals():
         assert 0 < counts["copy"] <= counts["copy_events"]
 
 
-def _frames_with_events(rows: list[tuple[int, str, int, str, float]]) -> Frames:
+def _frames_with_events(rows: list[tuple[int, str, int, str, float]]) -> Dataset:
     """Two ok zcrx runs and no probes; events from (run_id, event, ring, metric, value)."""
     tables = {t: schema.empty_frame(t).assign(dataset=pd.Series(dtype="str")) for t in schema.TABLES}
     tables["runs"] = pd.DataFrame({"dataset": "d", "run_id": [0, 1], "topology": ["single", "workers"],
                                    "backend": "zcrx", "status": "ok", "verify_errors": 0})
     tables["events"] = pd.DataFrame([{"dataset": "d", "run_id": r, "t": float(i), "event": e, "ring": ring,
                                       "metric": m, "value": v} for i, (r, e, ring, m, v) in enumerate(rows)])
-    return Frames(tables)
+    return Dataset(tables)
 
 
 def test_event_counts_take_totals_once_and_never_add_bytes():

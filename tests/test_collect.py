@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import leftovers as lo
 from zcrxprof import dataset
 
 pytestmark = pytest.mark.root
@@ -19,54 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = str(ROOT / "loadgen" / "zcrx-loadgen")
 
 
-def _netns() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
-def _links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
-
-
-def _children(pid: int) -> set[int]:
-    """Every descendant of ``pid`` (via /proc/<pid>/task/*/children)."""
-    out, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
-                for k in map(int, kids):
-                    if k not in out:
-                        out.add(k)
-                        todo.append(k)
-        except OSError:
-            continue
-    return out
-
-
-def _bpf_prog_ids(pid: int) -> set[int]:
-    """BPF programs held open by ``pid`` (from its fdinfo)."""
-    ids = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fdinfo")
-    except OSError:
-        return ids
-    for fd in fds:
-        try:
-            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        for line in info.splitlines():
-            if line.startswith("prog_id:"):
-                ids.add(int(line.split()[1]))
-    return ids
-
-
-def _prog_exists(prog_id: int) -> bool:
-    p = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True, text=True)
-    return p.returncode == 0
+def _progs_held_by(pid: int) -> set[int]:
+    """BPF programs ``pid`` holds open."""
+    return {prog for prog, holders in lo.bpf_prog_holders().items() if pid in holders}
 
 
 def _record(*args: str, out: Path, **kw) -> subprocess.Popen:
@@ -81,18 +37,7 @@ def _meta(path: Path) -> dict:
         return {}
 
 
-@pytest.fixture
-def leftovers():
-    """Namespaces and links before the test; after it, none of ours may remain."""
-    before_ns, before_links = _netns(), _links()
-    yield
-    new_ns = {n for n in _netns() - before_ns if n.startswith("zcrx")}
-    new_links = {l for l in _links() - before_links if l.startswith(("zcrx", "zx", "veth"))}
-    assert not new_ns, f"namespaces left behind: {new_ns}"
-    assert not new_links, f"links left behind: {new_links}"
-
-
-def test_short_record_produces_a_valid_labelled_dataset(tmp_path, leftovers):
+def test_short_record_produces_a_valid_labelled_dataset(tmp_path):
     p = _record("--topology", "single,workers", "--rings", "2", "--duration", "1", "--repeat", "1",
                 "--name", "short", out=tmp_path)
     out, err = p.communicate(timeout=180)
@@ -133,7 +78,7 @@ def test_short_record_produces_a_valid_labelled_dataset(tmp_path, leftovers):
         any(r["tool"] == "zcrxstat" and (r["status"] == "attached" or r["reason"]) for r in meta["probes"])
 
 
-def test_sigint_mid_run_leaves_a_partial_dataset_and_nothing_behind(tmp_path, leftovers):
+def test_sigint_mid_run_leaves_a_partial_dataset_and_nothing_behind(tmp_path):
     p = _record("--topology", "single,shared-ifq", "--rings", "2", "--duration", "3", "--repeat", "2",
                 "--probes", "ringsched", "--name", "cut", out=tmp_path)
     path = tmp_path / "cut"
@@ -142,8 +87,8 @@ def test_sigint_mid_run_leaves_a_partial_dataset_and_nothing_behind(tmp_path, le
         time.sleep(0.1)
     assert p.poll() is None, p.communicate()[1]
     time.sleep(1.5)                                  # well inside run 2
-    kids = _children(p.pid)
-    progs = _bpf_prog_ids(p.pid)
+    kids = lo.descendants(p.pid)
+    progs = _progs_held_by(p.pid)
     assert kids and progs, "the second run and the probe should be live"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
@@ -154,11 +99,11 @@ def test_sigint_mid_run_leaves_a_partial_dataset_and_nothing_behind(tmp_path, le
     runs = dataset.load(path)["runs"]
     assert runs["status"].tolist() == ["ok", "interrupted"]
     assert runs.iloc[1]["bytes_received"] > 0          # what was measured before the signal is kept
-    assert [k for k in kids if os.path.exists(f"/proc/{k}")] == []
-    assert [i for i in progs if _prog_exists(i)] == []
+    assert [k for k in kids if lo.alive(k)] == []
+    assert not progs & lo.bpf_prog_ids()
 
 
-def test_sigterm_during_setup_leaves_nothing(tmp_path, leftovers):
+def test_sigterm_during_setup_leaves_nothing(tmp_path):
     p = _record("--topology", "single", "--duration", "2", "--repeat", "1", "--name", "early", out=tmp_path)
     deadline = time.monotonic() + 60
     while not (tmp_path / "early" / "metadata.json").exists() and time.monotonic() < deadline:
@@ -171,18 +116,15 @@ def test_sigterm_during_setup_leaves_nothing(tmp_path, leftovers):
     assert meta["complete"] is False and meta["runs_done"] == 0
 
 
-def test_a_dead_load_generator_fails_its_run_and_recording_goes_on(tmp_path, leftovers):
+def test_a_dead_load_generator_fails_its_run_and_recording_goes_on(tmp_path):
     p = _record("--topology", "single,workers", "--duration", "2", "--repeat", "1", "--probes", "none",
                 "--name", "dead", out=tmp_path)
     victim = None
     deadline = time.monotonic() + 60
     while victim is None and time.monotonic() < deadline:
-        for k in _children(p.pid):
-            try:
-                cmd = Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd[0].decode() == LOADGEN and b"--listen" in cmd:
+        for k in lo.descendants(p.pid):
+            cmd = lo.cmdline(k)
+            if cmd and cmd[0] == LOADGEN and "--listen" in cmd:
                 victim = k
         time.sleep(0.05)
     assert victim, "receiver of run 1 not found"

@@ -216,3 +216,59 @@ def test_shipped_datasets_validate_and_are_labelled(path):
     assert (runs["kernel"] != "").all()
     size = sum(f.stat().st_size for f in path.iterdir())
     assert size < 4 * 2**20, f"{path.name} is {size} bytes"
+
+
+# --- reading: the one rule (docs/dataset.md, "Reading a dataset") and the one usable run ---------
+
+def _written(tmp_path: Path, runs: int = 2) -> Path:
+    w = dataset.DatasetWriter(tmp_path / "ds", {"backend": "copy"})
+    for i in range(runs):
+        w.add_run(_run_rows(i))
+    w.close(complete=True, finished="2026-01-01T00:00:00+00:00")
+    return tmp_path / "ds"
+
+
+def test_an_absent_table_reads_as_empty_and_is_said(tmp_path):
+    path = _written(tmp_path)
+    (path / "intervals.parquet").unlink()
+    ds = dataset.load(path)
+    assert ds["intervals"].empty and list(ds["intervals"].columns) == ["dataset", *schema.TABLES["intervals"].column_names]
+    assert ds.absent == ["ds: intervals table"]
+    assert dataset.absent_notes(ds) == ["note: ds: no intervals table (older dataset? read as empty)"]
+
+
+def test_an_older_dataset_without_a_column_reads_it_as_its_default_and_says_so(tmp_path):
+    path = _written(tmp_path)
+    meta = json.loads((path / "metadata.json").read_text())
+    (path / "metadata.json").write_text(json.dumps({**meta, "schema_version": schema.SCHEMA_VERSION - 1}))
+    pd.read_parquet(path / "runs.parquet").drop(columns=["verify_errors"]).to_parquet(path / "runs.parquet")
+    ds = dataset.load(path)
+    assert ds["runs"]["verify_errors"].tolist() == [-1, -1]
+    assert ds.absent == ["ds: runs.verify_errors column"]
+    assert len(ds.usable_runs()) == 2
+
+
+def test_a_column_of_the_wrong_kind_is_refused_in_one_line(tmp_path):
+    path = _written(tmp_path)
+    runs = pd.read_parquet(path / "runs.parquet")
+    runs.assign(gbit_s=runs["gbit_s"].astype(str)).to_parquet(path / "runs.parquet")
+    with pytest.raises(ZcrxprofError, match=r"runs\.gbit_s: dtype \w+, schema says float64"):
+        dataset.load(path)
+
+
+def test_a_usable_run_is_ok_without_verification_errors():
+    runs = pd.DataFrame({"status": ["ok", "ok", "failed", "ok"], "verify_errors": [0, 3, 0, -1]})
+    assert dataset.usable(runs).tolist() == [True, False, False, True]
+    assert dataset.usable_summary(runs) == "2 of 4 runs usable (status ok, no verification error)"
+
+
+def test_several_datasets_load_into_one_with_their_identity(tmp_path):
+    a = _written(tmp_path / "a", runs=2)
+    b = _written(tmp_path / "b", runs=1)
+    ds = dataset.load([a, b, a])
+    assert ds.names == ["ds", "ds#2", "ds#3"]
+    assert ds.paths == {"ds": a, "ds#2": b, "ds#3": a}
+    assert ds["runs"].groupby("dataset").size().to_dict() == {"ds": 2, "ds#2": 1, "ds#3": 2}
+    assert list(ds["runs"].columns[:2]) == dataset.KEY
+    with pytest.raises(ValueError, match="3 datasets loaded"):
+        ds.metadata

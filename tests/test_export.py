@@ -9,7 +9,8 @@ import pyperf
 import pytest
 
 from zcrxprof import dataset
-from zcrxprof.analysis import load, per_run
+from zcrxprof.analysis import per_run
+from zcrxprof.dataset import load
 from zcrxprof.export.pyperf_export import benchmark_name
 
 HOST = dataset.resolve("host-copy-4topo")

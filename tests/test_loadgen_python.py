@@ -6,7 +6,8 @@ import socket
 import subprocess
 
 import pytest
-from netns_util import netns_names
+
+from leftovers import netns_names
 
 from zcrxprof import loadgen, netns
 from zcrxprof.errors import UsageError, ZcrxprofError
@@ -97,3 +98,13 @@ def test_bad_mtu_is_one_line():
     with pytest.raises(ZcrxprofError, match="MTU 10 out of range"):
         with netns.sender_netns(mtu=10):
             pass
+
+
+def test_the_client_keeps_lines_that_are_not_records_and_wait_names_them():
+    summary = json.dumps({**COMMON, "type": "summary", "status": "ok", "bytes_received": 7})
+    p = loadgen.LoadgenProcess.from_argv(["sh", "-c", f"echo '{summary}'; echo garbage; echo '[1]'"])
+    with pytest.raises(ZcrxprofError, match="line 1 is not JSON"):
+        p.wait(timeout=30)
+    assert p.bad_lines == ["garbage", "[1]"]
+    assert p.summary().bytes_received == 7 and p.summary().row()["status"] == "ok"
+    assert p.proc.returncode == 0

@@ -111,7 +111,7 @@ def test_02_profile_section_states_or_checks_where_receive_time_goes(case, tmp_p
         return
     _run_02(path, out)
     cell = next(c for c in nbformat.read(out, as_version=4).cells
-                if c.cell_type == "code" and "flame.figure" in c.source)
+                if c.cell_type == "code" and "plot_icicle" in c.source)
     kinds = [k for o in cell.outputs for k in o.get("data", {})]
     statement = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in cell.outputs)
     if case == "no profile":

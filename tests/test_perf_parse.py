@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from zcrxprof.errors import ZcrxprofError
-from zcrxprof.perf import analysis, flame
+from zcrxprof.analysis import cache, profile
+from zcrxprof.perf import flame
 from zcrxprof.perf.profile import KERNEL_START, parse_profile_json, profile_from_json, top_symbols
 from zcrxprof.perf.stat import mark_suppressed, parse_stat_csv, parse_stat_json
 from zcrxprof.perf.tool import HARDWARE_EVENTS
@@ -196,19 +197,19 @@ def test_top_symbols_inclusive_counts_each_stack_once(golden_profile):
     ("rx_thread;[unknown]", "other user"),
 ])
 def test_categorise(stack, category):
-    assert analysis.categorise(stack) == category
+    assert profile.categorise(stack) == category
 
 
 def _runs(topologies: list[str], **extra) -> pd.DataFrame:
     n = len(topologies)
     return pd.DataFrame(dict(run_id=range(n), topology=topologies, backend=["copy"] * n, kernel=["6.18"] * n,
-                             emulated=[""] * n, status=["ok"] * n, bytes_received=[2**30] * n, **extra))
+                             emulated=[""] * n, status=["ok"] * n, verify_errors=[0] * n, bytes_received=[2**30] * n, **extra))
 
 
 def test_receive_breakdown_shares_per_topology(golden_profile):
     _, prof = golden_profile
     two = pd.concat([prof.assign(run_id=0), prof.assign(run_id=1)]).assign(event="cpu-clock")
-    out = analysis.receive_breakdown(two, _runs(["single", "workers"]))
+    out = profile.receive_breakdown(two, _runs(["single", "workers"]))
     assert set(out["topology"]) == {"single", "workers"}
     assert out.groupby("topology")["share"].sum().tolist() == pytest.approx([1.0, 1.0])
     # only receiving threads: tx0's samples are not counted
@@ -218,7 +219,7 @@ def test_receive_breakdown_shares_per_topology(golden_profile):
 
 def test_cache_effects_says_not_supported_here(stat):
     counters = stat.assign(run_id=0, thread=stat["thread"].replace({"tx0": "rx9"}))
-    out = analysis.cache_effects(counters, _runs(["single"]))
+    out = cache.cache_effects(counters, _runs(["single"]))
     assert set(out["status"]) == {"not supported"}
     assert out["misses_per_kib_median"].isna().all()
     assert out["note"].str.contains("hot-vs-cold").all()
@@ -229,7 +230,7 @@ def test_cache_effects_counts_misses_per_kib_where_counted():
                  running_pct=100.0, status="counted")
             for r, th, v in [(0, "rx0", 1000.0), (0, "rx1", 1000.0), (0, "tx0", 9e9), (1, "rx0", 4096.0)]]
     runs = _runs(["single", "single"]).assign(bytes_received=[2 * 2**20, 2**20])
-    out = analysis.cache_effects(pd.DataFrame(rows), runs).set_index("event")
+    out = cache.cache_effects(pd.DataFrame(rows), runs).set_index("event")
     assert out.loc["cache-misses", "status"] == "counted"
     assert out.loc["cache-misses", "misses_per_kib_min"] == pytest.approx(2000 / 2048)
     assert out.loc["cache-misses", "misses_per_kib_max"] == pytest.approx(4.0)
@@ -237,7 +238,7 @@ def test_cache_effects_counts_misses_per_kib_where_counted():
 
 
 def test_counter_rates_per_mib(stat):
-    out = analysis.counter_rates(stat.assign(run_id=0), _runs(["single"]))
+    out = cache.counter_rates(stat.assign(run_id=0), _runs(["single"]))
     sw = out.set_index("event").loc["sched:sched_switch"]
     assert sw["per_mib"] == pytest.approx(stat.loc[(stat["event"] == "sched:sched_switch"), "value"].sum() / 1024)
     assert not set(HARDWARE_EVENTS) & set(out["event"])

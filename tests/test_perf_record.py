@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from zcrxprof import dataset
-from zcrxprof.perf import analysis, flame, tool
+from zcrxprof.analysis import cache, profile
+from zcrxprof.perf import flame, tool
 from zcrxprof.perf.profile import top_symbols
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_receive_function_among_top_user_symbols(recorded):
 
 
 def test_breakdown_shows_the_hand_off_cost(recorded):
-    out = analysis.receive_breakdown(recorded["profile"], recorded["runs"])
+    out = profile.receive_breakdown(recorded["profile"], recorded["runs"])
     share = out.pivot_table(index="category", columns="topology", values="share", fill_value=0.0)
     locks = "locks (refill ring, hand-off queue)"
     assert locks in share.index

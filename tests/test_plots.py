@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 matplotlib.use("Agg")
 
 from zcrxprof import plots  # noqa: E402
-from zcrxprof.analysis import cache, capacity, label, load, per_run, saturation  # noqa: E402
+from zcrxprof.analysis import cache, capacity, label, per_run, saturation  # noqa: E402
+from zcrxprof.dataset import load  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +22,11 @@ def ctx():
 
 
 def _figures(frames, runs, lab):
-    cores = frames.metadata[frames.names[0]]["machine"]["cores"]
+    cores = frames.metadata["machine"]["cores"]
     costs = capacity.measure_costs(runs[runs["work_ns_per_kib"] == runs["work_ns_per_kib"].iloc[0]])
     yield "throughput", plots.throughput(saturation.throughput(runs), lab)
     sweep = per_run(load("host-copy-rate-sweep"))
-    yield "saturation", plots.saturation_curve(saturation.saturation(sweep), lab)
+    yield "saturation", plots.saturation_curve(saturation.offered_vs_achieved(sweep), lab)
     yield "scaling", plots.scaling(saturation.scaling(runs), lab)
     yield "ring_share", plots.ring_share(saturation.ring_share(frames), lab)
     yield "costs", plots.costs_per_gb(runs, lab)
@@ -38,7 +39,7 @@ def _figures(frames, runs, lab):
 def test_every_figure_is_labelled_and_renders(ctx):
     frames, runs, lab = ctx
     backends, kernels = set(runs["backend"]), set(runs["kernel"])
-    cores = str(frames.metadata[frames.names[0]]["machine"]["cores"])
+    cores = str(frames.metadata["machine"]["cores"])
     names = []
     for name, fig in _figures(frames, runs, lab):
         names.append(name)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from leftovers import bpf_prog_ids
 from zcrxprof.errors import ZcrxprofError
 from zcrxprof.probes import TOOLS, tool_class
 from zcrxprof.probes.ringsched import RingSched
@@ -336,8 +337,8 @@ def _prog_ids(tool) -> set[int]:
     return ids
 
 
-def _prog_exists(pid: int) -> bool:
-    return subprocess.run(["bpftool", "prog", "show", "id", str(pid)], capture_output=True).returncode == 0
+def _prog_exists(prog_id: int) -> bool:
+    return prog_id in bpf_prog_ids()
 
 
 def test_context_manager_detaches_even_on_error():

@@ -1,68 +1,31 @@
 """Probe tools in the kernel lab guest (Debian kernel >= 7.1 under QEMU): everything attaches, and
 zcrxstat's counts equal what zcrx-loadgen --backend zcrx-nodev reports.
 
-One guest boot for the whole module (a BCC compile takes 6-30 s under TCG): the guest attaches all
-four tools through the API and runs the load generator with their targets set before it starts.
+In the lab guest boot the lab tests share (tests/lab_guest.py; a BCC compile takes 6-30 s under
+TCG): the guest attaches all four tools through the API and runs the load generator with their
+targets set before it starts.
 The commands themselves are tested on the host (same code). Figures from the guest are emulated
 (TCG): counts, not speed.
 """
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-from zcrxprof import lab
-
-ROOT = Path(__file__).resolve().parents[1]
-
 pytestmark = [pytest.mark.lab, pytest.mark.root]
-
-GUEST = r"""
-import json, subprocess, sys
-from zcrxprof.probes import TOOLS, tool_class
-from zcrxprof.probes.ladder import btf_arity, kallsyms_matching
-from zcrxprof.probes.tool import place
-out = {"place": place(), "report": {}, "rows": {}, "hist": {}, "compile_s": {},
-       "flush_rq": {"btf": btf_arity("zcrx_flush_rq") is not None, "symbols": kallsyms_matching("zcrx_flush_rq")}}
-tools = {}
-try:
-    for name in TOOLS:
-        tools[name] = tool_class(name)(pids=[])
-        tools[name].attach()
-        out["report"][name] = tools[name].report_dicts()
-        out["compile_s"][name] = tools[name].compile_s
-        out["headers"] = {"label": tools[name].headers.label, "matches": tools[name].headers.matches_kernel}
-    lg = subprocess.Popen(["sh", "-c", 'read _; exec "$0" "$@"', "loadgen/zcrx-loadgen", "--backend",
-                           "zcrx-nodev", "--topology", "single", "--duration", "2", "--json"],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    for tool in tools.values():
-        tool.set_targets([lg.pid])
-    lg.stdin.write("go\n"); lg.stdin.flush()
-    text, _ = lg.communicate(timeout=300)
-    out["loadgen_status"] = lg.returncode
-    out["loadgen"] = [json.loads(l) for l in text.splitlines() if l.startswith("{") and '"interval"' not in l]
-    for name, tool in tools.items():
-        tool.set_targets([])    # stop counting: the reads below agree with each other
-        out["rows"][name] = tool.snapshot(0.0)
-        out["hist"][name] = tool.histograms()
-    out["registrations"] = tools["uringwork"].registrations()
-finally:
-    for tool in tools.values():
-        tool.detach()
-print(json.dumps(out))
-"""
 
 
 @pytest.fixture(scope="module")
-def guest():
-    res = lab.run([sys.executable, "-c", GUEST], cwd=ROOT, timeout=540)
-    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
-    data = json.loads(res.stdout.strip().splitlines()[-1])
+def guest(lab_guest):
+    """The probes part of the shared lab guest boot (tests/lab_guest.py: PROBES)."""
+    part = lab_guest.part("probes")
+    res = lab_guest.result
+    rc = int((part / "rc").read_text())
+    assert rc == 0, (rc, (part / "err").read_text()[-2000:])
+    data = json.loads((part / "out").read_text().strip().splitlines()[-1])
     data["accelerator"], data["kernel"] = res.accelerator, res.kernel
-    print(f"\nguest {res.kernel} ({res.accelerator}): boot {res.boot_s:.0f} s, compile s per tool "
+    print(f"\nguest {res.kernel} ({res.accelerator}): compile s per tool "
           + ", ".join(f"{k} {v:.1f}" for k, v in data["compile_s"].items()))
     return data
 
@@ -72,7 +35,8 @@ def _val(rows, tid, metric):
 
 
 def test_everything_attaches_in_the_guest_with_its_own_headers(guest):
-    assert guest["place"] == {"where": "lab", "kernel": guest["kernel"], "emulated": guest["accelerator"] == "tcg"}
+    assert guest["place"] == {"where": "lab", "kernel": guest["kernel"],
+                              "emulated_timing": guest["accelerator"] == "tcg"}
     assert guest["headers"]["matches"] and guest["kernel"] in guest["headers"]["label"]
     for name, report in guest["report"].items():
         for r in report:

@@ -239,9 +239,43 @@ def test_a_dataset_without_proc_stat_samples_reports_softirq_as_not_measured(tmp
     copy, html = _report_with_empty(tmp_path, "system")
     costs = _section(html, "Context switches and CPU per GB")
     assert '<img alt="cost per GB" src="data:image/png;base64,' in costs
-    runs = analysis.per_run(analysis.load([copy]))
+    runs = analysis.per_run(dataset.load([copy]))
     assert len(runs) and runs["softirq_s"].isna().all() and runs["busy_s"].isna().all()
     assert pd.api.types.is_float_dtype(runs["cpu_s_per_gb_softirq"])       # NaN, not an object column
     assert runs["cpu_s_per_gb_user"].notna().all()
     legend = [t.get_text() for t in plots.costs_per_gb(runs, "x").axes[0].get_legend().get_texts()]
     assert legend == ["user", "sys", "softirq (not measured: no /proc/stat samples)"]
+
+
+def test_show_report_and_export_count_the_same_usable_runs(tmp_path):
+    # a run that ended ok but whose payload failed verification is not usable: show, the report and
+    # export all leave it out (docs/dataset.md, "Usable runs")
+    import pandas as pd
+    import pyperf
+
+    copy = tmp_path / "verify"
+    shutil.copytree(HOST, copy)
+    runs = pd.read_parquet(copy / "runs.parquet")
+    bad = runs.index[runs["topology"] == "single"][0]
+    runs.loc[bad, "verify_errors"] = 5
+    runs.to_parquet(copy / "runs.parquet", index=False)
+    usable = f"{len(runs) - 1} of {len(runs)} runs usable"
+    singles = int((runs["topology"] == "single").sum()) - 1
+
+    show = zcrxprof("show", str(copy))
+    assert show.returncode == 0, show.stderr
+    assert usable in show.stdout
+    shown = [json.loads(line) for line in zcrxprof("show", str(copy), "--json").stdout.splitlines()]
+    assert sum(r["runs"] for r in shown) == len(runs) - 1
+    assert [r["runs"] for r in shown if r["topology"] == "single"] == [singles]
+
+    out = tmp_path / "r.html"
+    assert zcrxprof("report", str(copy), "-o", str(out)).returncode == 0
+    assert usable in out.read_text()
+
+    exported = tmp_path / "e.json"
+    assert zcrxprof("export", "--pyperf", str(exported), str(copy)).returncode == 0
+    suite = pyperf.BenchmarkSuite.load(str(exported))
+    counts = {b.get_name(): b.get_nrun() for b in suite.get_benchmarks() if b.get_name().endswith("time per byte")}
+    assert sum(counts.values()) == len(runs) - 1
+    assert [n for name, n in counts.items() if name.startswith("single ")] == [singles]

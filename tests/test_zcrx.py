@@ -1,6 +1,6 @@
 """The zcrx backends of zcrx-loadgen.
 
-In the kernel lab (one guest boot for the whole file): every topology on zcrx-nodev over loopback,
+In the kernel lab (the guest boot the lab tests share, tests/lab_guest.py): every topology on zcrx-nodev over loopback,
 verified byte for byte, with the registration records that prove shared-ifq really exported one ifq
 and imported it on the other rings, and the 7.2 stats that prove the kernel received every byte
 through that one ifq, and the refill backlog each ring samples. On the host (6.18, no zcrx-capable
@@ -10,53 +10,32 @@ NIC, and a veth pair in a namespace the test creates and removes).
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from zcrxprof import lab
+from lab_guest import ZCRX_TOPOLOGIES as TOPOLOGIES, records
+from zcrxprof import vocab
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOADGEN = PROJECT / "loadgen" / "zcrx-loadgen"
-TOPOLOGIES = {"single": 1, "workers": 1, "ifq-per-ring": 2, "shared-ifq": 2, "shared-ifq-3": 3}
 
 
 def build_loadgen() -> None:
     subprocess.run(["make", "-s", "-C", str(PROJECT / "loadgen")], check=True)
 
 
-def records(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
 @pytest.fixture(scope="module")
-def guest_runs() -> dict[str, dict]:
-    """Run every topology once in one lab boot; per run: its records and exit status."""
-    build_loadgen()
-    k = lab.prepare(check_archive=False)
-    out = lab.RUNS_DIR / f"test-zcrx-{time.time_ns()}"
-    out.mkdir(parents=True)
-    lines = []
-    for name, rings in TOPOLOGIES.items():
-        topo = name.removesuffix("-3")
-        extra = f"--rings {rings}" if topo in ("ifq-per-ring", "shared-ifq") else ""
-        lines.append(f"{shlex.quote(str(LOADGEN))} --backend zcrx-nodev --topology {topo} {extra} "
-                     f"--duration 1.5 --interval 0.5 --json > {out}/{name}.json 2> {out}/{name}.err; "
-                     f"echo $? > {out}/{name}.rc")
-    try:
-        res = lab.run(["sh", "-c", "\n".join(lines)], kernel=k.version, timeout=480)
-        assert not res.timed_out, "the guest did not finish the loadgen runs"
-        runs = {}
-        for name in TOPOLOGIES:
-            runs[name] = {"rc": int((out / f"{name}.rc").read_text()),
-                          "records": records((out / f"{name}.json").read_text()),
-                          "stderr": (out / f"{name}.err").read_text(), "kernel": k.version}
-        yield runs
-    finally:
-        subprocess.run(["rm", "-rf", str(out)])
+def guest_runs(lab_guest) -> dict[str, dict]:
+    """Every topology run once in the shared lab guest boot; per run: its records and exit status."""
+    assert not lab_guest.result.timed_out, "the guest did not finish the loadgen runs"
+    out, kernel = lab_guest.part("zcrx"), lab_guest.result.kernel
+    return {name: {"rc": int((out / f"{name}.rc").read_text()),
+                   "records": records((out / f"{name}.json").read_text()),
+                   "stderr": (out / f"{name}.err").read_text(), "kernel": kernel}
+            for name in TOPOLOGIES}
 
 
 def by_type(recs: list[dict], kind: str) -> list[dict]:
@@ -99,7 +78,7 @@ def test_shared_ifq_exports_one_ifq_and_imports_it_on_every_other_ring(guest_run
     # more than were received, and all of them but for the rare update the kernel loses when rings
     # on two CPUs copy at once (seen once in CI: 32,609 of 309,329,920 bytes with 3 rings)
     stats = [e for e in by_type(run["records"], "event") if e["event"] == "stats"]
-    if lab.version_tuple(run["kernel"]) >= (7, 2):
+    if vocab.kernel_has(run["kernel"], "events/stats"):
         assert len(stats) == 1 and stats[0]["ring"] == 0
         received = by_type(run["records"], "summary")[-1]["bytes_received"]
         assert 0.999 * received <= stats[0]["bytes"] <= received
@@ -140,7 +119,7 @@ def test_ifq_per_ring_registers_separate_ifqs(guest_runs):
     assert sorted(r["ifq"] for r in regs) == [0, 1]
     assert not any(r["exported"] or r["imported"] for r in regs)
     stats = [e for e in by_type(guest_runs["ifq-per-ring"]["records"], "event") if e["event"] == "stats"]
-    if lab.version_tuple(guest_runs["ifq-per-ring"]["kernel"]) >= (7, 2):
+    if vocab.kernel_has(guest_runs["ifq-per-ring"]["kernel"], "events/stats"):
         summary = by_type(guest_runs["ifq-per-ring"]["records"], "summary")[-1]
         assert sorted(s["ring"] for s in stats) == [0, 1]
         assert sum(s["bytes"] for s in stats) == summary["bytes_received"]
@@ -148,7 +127,7 @@ def test_ifq_per_ring_registers_separate_ifqs(guest_runs):
 
 @pytest.mark.lab
 def test_copy_events_arrive_on_the_exporting_ring_only(guest_runs):
-    if lab.version_tuple(guest_runs["shared-ifq"]["kernel"]) < (7, 2):
+    if not vocab.kernel_has(guest_runs["shared-ifq"]["kernel"], "events/stats"):
         pytest.skip("zcrx events need a 7.2+ lab kernel")
     events = [e for e in by_type(guest_runs["shared-ifq"]["records"], "event") if e["event"] == "copy"]
     assert events and {e["ring"] for e in events} == {0}
@@ -171,8 +150,8 @@ def one_line(p: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def host_kernel() -> tuple[int, int]:
-    return lab.version_tuple(subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout)
+def host_kernel() -> str:
+    return subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -181,12 +160,12 @@ def host_loadgen():
 
 
 def test_nodev_on_an_old_kernel_says_which_kernel_it_needs(host_loadgen):
-    if host_kernel() >= (7, 1):
-        pytest.skip("the host kernel has NODEV (this test is for kernels < 7.1)")
+    if vocab.kernel_has(host_kernel(), "NODEV"):
+        pytest.skip("the host kernel has NODEV (this test is for older kernels)")
     p = run_host("--backend", "zcrx-nodev", "--duration", "1")
     assert p.returncode == 1
     line = one_line(p)
-    assert "zcrx-nodev needs Linux >= 7.1" in line and "zcrxprof lab run" in line
+    assert f"zcrx-nodev needs Linux >= {vocab.version_text(vocab.ZCRX_FEATURES['NODEV'])}" in line and "zcrxprof lab run" in line
 
 
 def test_zcrx_on_loopback_is_refused_with_the_reason(host_loadgen):

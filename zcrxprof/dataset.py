@@ -14,6 +14,10 @@ is, and readers leave out part-file rows whose run has no ``runs`` row (a SIGKIL
 renames leaves such orphans). ``close()`` folds the parts into ``<table>.parquet``; a recording
 killed before that keeps its parts, which readers append to the table file. ``complete`` stays
 false until ``close(complete=True)``.
+
+Reading: ``load`` (one dataset or several) returns the one in-memory type, ``Dataset``; what it
+refuses and what it reads as empty is the one rule stated in docs/dataset.md ("Reading a
+dataset"), and ``usable`` is the one definition of a run numbers are drawn from.
 """
 from __future__ import annotations
 
@@ -27,21 +31,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from zcrxprof import schema
+from zcrxprof import paths, schema
 from zcrxprof.errors import UsageError, ZcrxprofError
+from zcrxprof.vocab import is_zero_copy
 
 METADATA = "metadata.json"
 PARTS = "parts"
 
 
 def default_root() -> Path:
-    """Where datasets live: $ZCRXPROF_DATASETS, else the checkout's datasets/, else ./datasets."""
-    env = os.environ.get("ZCRXPROF_DATASETS")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[1] / "datasets"
-    return repo if repo.is_dir() else Path("datasets")
+    """Where datasets live (:func:`zcrxprof.paths.datasets_root`)."""
+    return paths.datasets_root()
 
 
 def _staged_write(path: Path, write) -> Path:
@@ -232,22 +234,69 @@ def _written_runs_only(part: pd.DataFrame, ids: set[int] | None) -> pd.DataFrame
     return part[part["run_id"].isin(ids)]
 
 
+KEY = ["dataset", "run_id"]   # identifies a run once several datasets are loaded together
+
+
+def usable(runs: pd.DataFrame) -> pd.Series:
+    """True for each usable run: ``status`` is ``ok`` and ``verify_errors`` is not positive (the one
+    definition; only usable runs enter the numbers of show, report, export and the notebooks)."""
+    return (runs["status"] == "ok") & (runs["verify_errors"] <= 0)
+
+
 @dataclass
 class Dataset:
-    """A loaded dataset: its directory, metadata and every table as a DataFrame."""
+    """One or several datasets in memory: every table of ``schema.TABLES`` with a leading ``dataset``
+    column (the dataset's name), so ``(dataset, run_id)`` (``KEY``) identifies a run; metadata and
+    directory per dataset name, in load order; ``absent`` names what the loader read as empty."""
 
-    path: Path
-    metadata: dict[str, Any]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(repr=False)
+    metadata_by_name: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    paths: dict[str, Path] = field(default_factory=dict)
+    absent: list[str] = field(default_factory=list)
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         """The named table (``ds["runs"]``)."""
         return self.tables[table]
 
+    runs = property(lambda self: self.tables["runs"], doc="the `runs` table")
+    intervals = property(lambda self: self.tables["intervals"], doc="the `intervals` table")
+    threads = property(lambda self: self.tables["threads"], doc="the `threads` table")
+    registrations = property(lambda self: self.tables["registrations"], doc="the `registrations` table")
+    events = property(lambda self: self.tables["events"], doc="the `events` table")
+    probes = property(lambda self: self.tables["probes"], doc="the `probes` table")
+    histograms = property(lambda self: self.tables["histograms"], doc="the `histograms` table")
+    system = property(lambda self: self.tables["system"], doc="the `system` table")
+    perf_counters = property(lambda self: self.tables["perf_counters"], doc="the `perf_counters` table")
+    profile = property(lambda self: self.tables["profile"], doc="the `profile` table")
+
+    @property
+    def names(self) -> list[str]:
+        """Dataset names, in load order."""
+        return list(self.metadata_by_name)
+
+    def _only(self) -> str:
+        if len(self.metadata_by_name) != 1:
+            raise ValueError(f"{len(self.metadata_by_name)} datasets loaded; use metadata_by_name or paths")
+        return self.names[0]
+
     @property
     def name(self) -> str:
-        """The dataset's name (its directory name)."""
-        return self.path.name
+        """The name of the one dataset loaded (ValueError when several are)."""
+        return self._only()
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """metadata.json of the one dataset loaded (ValueError when several are)."""
+        return self.metadata_by_name[self._only()]
+
+    @property
+    def path(self) -> Path:
+        """The directory of the one dataset loaded (ValueError when several are)."""
+        return self.paths[self._only()]
+
+    def usable_runs(self) -> pd.DataFrame:
+        """The usable runs (see ``usable``): the ones every number is drawn from."""
+        return self.runs[usable(self.runs)]
 
 
 def resolve(name_or_path: str | Path, root: Path | None = None) -> Path:
@@ -290,7 +339,9 @@ def check_metadata(path: Path, meta: dict[str, Any]) -> None:
 
 
 def read_table(path: Path, table: str) -> pd.DataFrame:
-    """One table of the dataset at ``path``, in schema dtypes (empty frame if the file is absent)."""
+    """One table of the dataset at ``path``, in schema dtypes: an absent file reads as no rows and
+    absent columns as their defaults (an older dataset); a present column of the wrong kind, or a
+    file that is not the table, is refused (ZcrxprofError, one line)."""
     if table not in schema.TABLES:
         raise UsageError(f"unknown table {table}; tables: {', '.join(schema.TABLES)}")
     f = Path(path) / f"{table}.parquet"
@@ -303,6 +354,9 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
     problems = schema.check_frame(table, frame)
     if problems and ("run_id" not in frame.columns or not pd.api.types.is_integer_dtype(frame["run_id"])):
         raise ZcrxprofError(f"cannot read {f}: not a zcrxprof {table} table ({problems[0]})")
+    wrong = [p for p in problems if not p.endswith(" missing")]
+    if wrong:
+        raise ZcrxprofError(f"cannot read {f}: {wrong[0]}")
     try:
         return schema.conform(table, frame)     # older datasets: missing columns get their defaults
     except Exception as exc:   # values a damaged file decoded into (pandas and pyarrow raise many kinds)
@@ -314,18 +368,73 @@ def _one_line(exc: BaseException) -> str:
     return text[:300] or type(exc).__name__
 
 
-def load(name_or_path: str | Path, root: Path | None = None) -> Dataset:
-    """Load a dataset (by path, or by name under ``root``) with all its tables."""
-    path = resolve(name_or_path, root)
+def absent_parts(path: Path) -> list[str]:
+    """What the dataset at ``path`` lacks of the schema and the loader reads as empty: tables
+    without a file (``intervals table``) and columns missing from a readable table file
+    (``runs.zero_copy column``)."""
+    out = []
+    for table in schema.TABLES:
+        f = Path(path) / f"{table}.parquet"
+        if not f.exists():
+            out.append(f"{table} table")
+            continue
+        try:
+            names = set(pq.read_schema(f).names) if f.is_file() else None
+        except Exception:  # a damaged file: read_table reports it
+            names = None
+        if names is not None:
+            out += [f"{table}.{c} column" for c in schema.TABLES[table].column_names if c not in names]
+    return out
+
+
+def _load_one(path: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """Metadata and tables of one dataset directory, refused in one line (ZcrxprofError) as
+    docs/dataset.md says ("Reading a dataset")."""
     meta = read_metadata(path)
     check_metadata(path, meta)
     if not (path / "runs.parquet").is_file():
         raise ZcrxprofError(f"{path}: runs.parquet missing; damaged dataset?")
-    return Dataset(path, meta, {t: read_table(path, t) for t in schema.TABLES})
+    return meta, {t: read_table(path, t) for t in schema.TABLES}
+
+
+def load(name_or_paths: str | Path | list[str | Path], root: Path | None = None) -> Dataset:
+    """Load one dataset (directory, or name under ``root``) or a list of them into one ``Dataset``:
+    tables concatenated with a leading ``dataset`` column (a repeated name gets a ``#2`` suffix)."""
+    items = [name_or_paths] if isinstance(name_or_paths, (str, Path)) else list(name_or_paths)
+    if not items:
+        raise UsageError("no dataset given")
+    metadata: dict[str, dict[str, Any]] = {}
+    dirs: dict[str, Path] = {}
+    absent: list[str] = []
+    parts: dict[str, list[pd.DataFrame]] = {t: [] for t in schema.TABLES}
+    for item in items:
+        path = resolve(item, root)
+        meta, tables = _load_one(path)
+        name = str(meta.get("name") or path.name)
+        unique, k = name, 2
+        while unique in metadata:
+            unique, k = f"{name}#{k}", k + 1
+        metadata[unique], dirs[unique] = meta, path
+        absent += [f"{unique}: {what}" for what in absent_parts(path)]
+        for table, frame in tables.items():
+            parts[table].append(frame.assign(dataset=unique)[["dataset", *frame.columns]])
+    tables = {t: pd.concat(frames, ignore_index=True) for t, frames in parts.items()}
+    return Dataset(tables, metadata, dirs, absent)
+
+
+def absent_notes(ds: Dataset) -> list[str]:
+    """One line per dataset that lacked tables or columns, naming them (read as empty/defaults)."""
+    by_name: dict[str, list[str]] = {}
+    for entry in ds.absent:
+        name, what = entry.split(": ", 1)
+        by_name.setdefault(name, []).append(what)
+    return [f"note: {name}: no {', '.join(whats)} (older dataset? read as empty)" for name, whats in by_name.items()]
 
 
 def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
-    """Every way the dataset departs from the schema (empty list when it is valid)."""
+    """Every way the dataset departs from the current schema, as a recording must conform (empty
+    list when it does): a stricter, exhaustive audit for the recorder's tests. Reading never calls
+    it; ``load`` applies the reading rule (docs/dataset.md)."""
     path = resolve(name_or_path, root)
     meta = read_metadata(path)
     problems = [f"metadata: key {k} missing" for k in schema.METADATA_KEYS if k not in meta]
@@ -354,8 +463,8 @@ def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
             if "run_id" in frame.columns and not set(frame["run_id"]) <= ids:
                 problems.append(f"{table}: run_id not in runs")
         if "zero_copy" in runs.columns and "backend" in runs.columns:
-            if (runs["zero_copy"] & (runs["backend"] != "zcrx")).any():
-                problems.append("runs: zero_copy true for a backend other than zcrx")
+            if (runs["zero_copy"] & ~runs["backend"].map(is_zero_copy).astype(bool)).any():
+                problems.append("runs: zero_copy true for a backend that is not zero copy")
     return problems
 
 
@@ -378,3 +487,28 @@ def list_datasets(root: Path | None = None) -> list[dict[str, Any]]:
                     "kernel": place.get("kernel"), "runs": meta.get("runs_done"),
                     "planned": plan.get("runs"), "complete": bool(meta.get("complete"))})
     return out
+
+
+def pick(where: str = "host", backend: str | None = None, root: Path | None = None,
+         with_probes: bool = False) -> Path:
+    """The committed dataset to analyse by default: the newest complete one recorded ``where``
+    (``host`` or ``lab``), of ``backend`` if given, with kernel probe samples if asked; UsageError
+    when there is none."""
+    found = []
+    for d in list_datasets(root):
+        if not d["complete"] or d["where"] != where or (backend and d["backend"] != backend):
+            continue
+        path = Path(d["path"])
+        if with_probes and read_table(path, "probes").empty:
+            continue
+        found.append((str(d["created"] or ""), path))
+    if not found:
+        what = f"{where}{' ' + backend if backend else ''}{' with probes' if with_probes else ''}"
+        raise UsageError(f"no complete {what} dataset under {root or default_root()}")
+    return max(found)[1]
+
+
+def usable_summary(runs: pd.DataFrame) -> str:
+    """``19 of 21 runs usable (status ok, no verification error)``: the one wording of the count
+    that show and the report print."""
+    return f"{int(usable(runs).sum())} of {len(runs)} runs usable (status ok, no verification error)"

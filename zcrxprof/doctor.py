@@ -1,4 +1,4 @@
-"""`zcrxprof doctor`: what this machine can measure, one line per capability, decided by trying.
+"""What this machine can measure, one capability at a time, decided by trying (`zcrxprof doctor`).
 
 Each check does the real thing where that is cheap and leaves nothing behind: it sets up an
 io_uring, loads (and for fentry attaches, then closes) a two-instruction BPF program, opens a
@@ -7,27 +7,20 @@ that cannot be tried without a capable NIC are derived from the kernel version a
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gzip
-import json
 import os
 import re
 import shutil
 import struct
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-LOADGEN = PROJECT_DIR / "loadgen" / "zcrx-loadgen"
-ZCRX_DRIVERS = ("bnxt_en", "mlx5_core", "fbnic", "gve", "ice")   # queue-mgmt ops + header split
+from zcrxprof import paths, vocab
+from zcrxprof.errors import UsageError
 
-# Kernel version that introduced each zcrx feature (BRIEF §4).
-ZCRX_FEATURES = (
-    ("zcrx", (6, 15)), ("query", (6, 18)), ("export/import sharing", (6, 19)),
-    ("large rx buffers", (7, 0)), ("NODEV", (7, 1)), ("events/stats", (7, 2)),
-)
+ZCRX_DRIVERS = ("bnxt_en", "mlx5_core", "fbnic", "gve", "ice")   # queue-mgmt ops + header split
 
 # x86_64 syscall numbers.
 SYS_BPF = 321
@@ -70,12 +63,6 @@ def _errname(err: int) -> str:
     return errno_mod.errorcode.get(err, str(err))
 
 
-def kernel_version(release: str) -> tuple[int, int]:
-    """``6.18.0-foo`` → (6, 18)."""
-    m = re.match(r"(\d+)\.(\d+)", release)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
 def kernel_config() -> dict[str, str]:
     """The running kernel's config (/proc/config.gz or /boot/config-*), empty if neither exists."""
     text = ""
@@ -92,9 +79,11 @@ def kernel_config() -> dict[str, str]:
 def check_kernel(config: dict[str, str]) -> Capability:
     """Kernel release and which zcrx features its version has."""
     release = os.uname().release
-    have = kernel_version(release)
-    feats = [name for name, since in ZCRX_FEATURES if have >= since]
-    missing = [f"{name} (≥ {a}.{b})" for name, (a, b) in ZCRX_FEATURES if have < (a, b)]
+    try:
+        feats, absent = vocab.kernel_features(release), vocab.missing_features(release)
+    except UsageError:          # a release that names no version: assume nothing
+        feats, absent = [], list(vocab.ZCRX_FEATURES)
+    missing = [f"{name} (≥ {vocab.version_text(vocab.ZCRX_FEATURES[name])})" for name in absent]
     built = config.get("CONFIG_IO_URING_ZCRX")
     cfg = "" if not config else (" CONFIG_IO_URING_ZCRX=y;" if built == "y" else " CONFIG_IO_URING_ZCRX not set;")
     ok = bool(feats) and built != "n" and (built == "y" or not config)
@@ -268,9 +257,11 @@ def check_lab() -> list[Capability]:
 
 def check_tools() -> list[Capability]:
     """The project's own pieces and helper tools: load generator, BCC, perf."""
-    caps = [Capability("loadgen", os.access(LOADGEN, os.X_OK),
-                       str(LOADGEN) + (" built" if os.access(LOADGEN, os.X_OK) else " not built (`make loadgen`)"),
-                       "" if os.access(LOADGEN, os.X_OK) else "record (no workload)")]
+    loadgen = paths.loadgen_binary()
+    built = os.access(loadgen, os.X_OK)
+    how = "`make loadgen`" if paths.checkout() else "`make loadgen` in a zcrxprof checkout, then put it on PATH"
+    caps = [Capability("loadgen", built, str(loadgen) + (" built" if built else f" not built ({how})"),
+                       "" if built else "record (no workload)")]
     try:
         import bcc  # noqa: F401  (Debian's python3-bpfcc, linked into the venv)
         caps.append(Capability("bcc", True, "python3-bpfcc importable"))
@@ -293,25 +284,3 @@ def capabilities() -> list[Capability]:
             check_fentry(), check_pmu(), check_netns()]
     caps += check_lab() + check_tools()
     return caps
-
-
-def register(subparsers) -> None:
-    """Add the `doctor` subcommand."""
-    p = subparsers.add_parser("doctor", help="what this machine can measure",
-                              description="One line per capability, with what a missing one disables.")
-    p.add_argument("--json", action="store_true", help="one JSON document with every capability")
-    p.set_defaults(func=cmd_doctor)
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """Print the capabilities (text or JSON); exit 0 — missing capabilities are facts, not errors."""
-    caps = capabilities()
-    if args.json:
-        print(json.dumps({"kernel": os.uname().release, "capabilities": [asdict(c) for c in caps]}, indent=2))
-        return 0
-    width = max(len(c.name) for c in caps)
-    for c in caps:
-        tail = f" — disables: {c.disables}" if not c.ok and c.disables else \
-            (f" — note: {c.disables}" if c.disables else "")
-        print(f"{'ok ' if c.ok else 'no '} {c.name:<{width}}  {c.detail}{tail}")
-    return 0

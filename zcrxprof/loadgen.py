@@ -4,21 +4,22 @@ JSON lines into typed records (the contract: docs/architecture.md, fields: docs/
 from __future__ import annotations
 
 import json
+import math
 import os
+import selectors
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zcrxprof import children, paths
 from zcrxprof.errors import UsageError, ZcrxprofError
+from zcrxprof.vocab import TOPOLOGIES
 
-REPO = Path(__file__).resolve().parent.parent
-LOADGEN_DIR = REPO / "loadgen"
-BINARY = LOADGEN_DIR / "zcrx-loadgen"
-TOPOLOGIES = ("single", "workers", "ifq-per-ring", "shared-ifq")
 
 
 @dataclass
@@ -31,6 +32,11 @@ class Record:
     emulated: list[str]
     t: float
     extra: dict[str, Any] = field(default_factory=dict)   # fields this version does not know
+    printed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def row(self) -> dict[str, Any]:
+        """Every field exactly as the load generator printed it (a dataset table row)."""
+        return dict(self.printed)
 
 
 @dataclass
@@ -108,6 +114,11 @@ class Summary(Record):
     connections: int = 0
     mode: str = ""
     kernel: str = ""
+    fairness_jain: float | None = None
+    conn_bytes_min: int | None = None
+    conn_bytes_max: int | None = None
+    rss_max_kib: int = 0
+    rss_kib_per_connection: float = 0.0
     threads: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -120,16 +131,18 @@ _TYPES: dict[str, type[Record]] = {
 
 def parse_record(obj: dict[str, Any]) -> Record:
     """One decoded JSON object → its typed record (unknown fields kept in ``extra``)."""
+    if not isinstance(obj, dict):
+        raise ZcrxprofError(f"loadgen: a record must be a JSON object, not {type(obj).__name__}")
     cls = _TYPES.get(obj.get("type", ""))
     if cls is None:
         raise ZcrxprofError(f"loadgen: unknown record type {obj.get('type')!r}")
-    names = {f.name for f in fields(cls)} - {"extra"}
+    names = {f.name for f in fields(cls)} - {"extra", "printed"}
     missing = {"type", "topology", "backend", "emulated", "t"} - obj.keys()
     if missing:
         raise ZcrxprofError(f"loadgen: {obj['type']} record lacks {', '.join(sorted(missing))}")
     known = {k: v for k, v in obj.items() if k in names}
     extra = {k: v for k, v in obj.items() if k not in names}
-    return cls(**known, extra=extra)
+    return cls(**known, extra=extra, printed=dict(obj))
 
 
 def parse_lines(lines: Iterable[str]) -> list[Record]:
@@ -190,23 +203,25 @@ class LoadgenResult:
         return s[-1]
 
 
-def _sources_newer_than(path: Path) -> bool:
+def _sources_newer_than(path: Path, sources: Path) -> bool:
     mtime = path.stat().st_mtime
-    return any(p.stat().st_mtime > mtime for p in LOADGEN_DIR.iterdir()
+    return any(p.stat().st_mtime > mtime for p in sources.iterdir()
                if p.suffix in (".c", ".h") or p.name == "Makefile")
 
 
 def binary(build: bool = True) -> Path:
-    """Path of zcrx-loadgen, (re)built with make when missing or older than its sources."""
-    if BINARY.exists() and not (build and _sources_newer_than(BINARY)):
-        return BINARY
-    if not build:
-        raise ZcrxprofError(f"{BINARY} is not built (run: make -C loadgen)")
-    res = subprocess.run(["make", "-s", "-C", str(LOADGEN_DIR)], capture_output=True, text=True)
-    if res.returncode != 0 or not BINARY.exists():
+    """Path of zcrx-loadgen, (re)built with make when missing or older than its sources (in a
+    checkout; an installed package finds it on PATH or in its build directory)."""
+    path, sources = paths.loadgen_binary(), paths.loadgen_source_dir()
+    if path.exists() and not (build and sources and _sources_newer_than(path, sources)):
+        return path
+    if not build or sources is None:
+        raise ZcrxprofError(f"{path} is not built (run: make -C loadgen in a zcrxprof checkout)")
+    res = subprocess.run(["make", "-s", "-C", str(sources)], capture_output=True, text=True)
+    if res.returncode != 0 or not path.exists():
         lines = [l for l in res.stderr.splitlines() if "error" in l] or res.stderr.splitlines() or ["?"]
         raise ZcrxprofError(f"building zcrx-loadgen failed: {lines[0].strip()}")
-    return BINARY
+    return path
 
 
 def build_args(topology: str = "single", **opts: Any) -> list[str]:
@@ -251,34 +266,86 @@ def run(args: Sequence[str], netns: str | None = None, timeout: float | None = N
 
 
 class LoadgenProcess:
-    """A running zcrx-loadgen (e.g. a --listen receiver while a sender runs elsewhere)."""
+    """A running zcrx-loadgen in its own process group, its JSON lines read as they come.
 
-    def __init__(self, args: Sequence[str], netns: str | None = None) -> None:
-        self.argv = command(args, netns)
-        self._lines: list[str] = []
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True)
+    Reading never blocks on the child: :meth:`read` takes what arrived, :meth:`wait_for` waits
+    for a record, :meth:`wait` for the end. Lines that are not a record of the contract are kept
+    in ``bad_lines`` (:meth:`wait` raises on them). stderr goes to a file (:meth:`stderr_text`).
+    ``die_with_parent``: the kernel kills the load generator when this process dies.
+    """
+
+    def __init__(self, args: Sequence[str], netns: str | None = None, *, die_with_parent: bool = False,
+                 name: str = "loadgen") -> None:
+        self._start(command(args, netns), die_with_parent, name)
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str], *, die_with_parent: bool = False,
+                  name: str = "loadgen") -> LoadgenProcess:
+        """Start a complete command line (the binary's path first, or behind a namespace prefix)."""
+        self = cls.__new__(cls)
+        self._start(list(argv), die_with_parent, name)
+        return self
+
+    def _start(self, argv: list[str], die_with_parent: bool, name: str) -> None:
+        self.argv, self.name = argv, name
+        self.records: list[Record] = []
+        self.bad_lines: list[str] = []
+        self.eof = False
+        self._buf = b""
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        try:
+            self.proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=self._stderr, die_with_parent=die_with_parent)
+        except ZcrxprofError:
+            self._stderr.close()
+            raise
+        os.set_blocking(self.proc.stdout.fileno(), False)
 
     @property
     def pid(self) -> int:
         """Process id (of `ip netns exec`, which execs the binary in place)."""
         return self.proc.pid
 
-    def wait_for(self, predicate: Callable[[Record], bool], timeout: float = 10.0) -> Record | None:
-        """Read records as they come until one satisfies predicate (returned); None at EOF.
+    def read(self) -> list[Record]:
+        """Parse whatever complete lines arrived (never blocks); returns the new records."""
+        try:
+            chunk = self.proc.stdout.read()
+        except (BlockingIOError, ValueError):
+            chunk = None
+        if chunk == b"":
+            self.eof = True
+        elif chunk:
+            self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        if self.eof and self._buf:
+            lines.append(self._buf)
+            self._buf = b""
+        new = []
+        for line in lines:
+            text = line.decode(errors="replace").strip()
+            if not text:
+                continue
+            try:
+                new += parse_lines([text])
+            except ZcrxprofError:
+                self.bad_lines.append(text[:200])
+        self.records += new
+        return new
 
-        Records read here are kept and included in ``wait()``'s result.
-        """
-        assert self.proc.stdout is not None
+    def wait_for(self, predicate: Callable[[Record], bool], timeout: float = 10.0) -> Record | None:
+        """Read records as they come until one satisfies ``predicate`` (returned); None at the end
+        of the output or after ``timeout`` seconds. Records read here stay in ``records``."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                return None
-            self._lines.append(line)
-            rec = parse_lines([line])[0]
-            if predicate(rec):
-                return rec
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while not self.eof:
+                for rec in self.read():
+                    if predicate(rec):
+                        return rec
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sel.select(timeout=min(left, 0.25))
         return None
 
     def listening_port(self, timeout: float = 10.0) -> int:
@@ -287,39 +354,66 @@ class LoadgenProcess:
                             and getattr(r, "event", "listening") == "listening", timeout)
         if isinstance(rec, Event):
             return int(rec.extra["port"])
-        self.stop(signal.SIGKILL)
-        err = self.proc.stderr.read().strip() if self.proc.stderr else ""
-        raise ZcrxprofError(f"loadgen receiver did not start listening: {err or 'no output'}")
+        self.close()
+        raise ZcrxprofError(f"loadgen receiver did not start listening: {self.stderr_text().strip() or 'no output'}")
 
     def stop(self, sig: int = signal.SIGINT) -> None:
-        """Send a signal if still running (SIGINT: the run ends with an `interrupted` summary)."""
+        """Send a signal to the load generator's group if it still runs (SIGINT: the run ends
+        with an `interrupted` summary)."""
         if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+            children.signal_group(self.proc.pid, sig)
+
+    def drain(self, deadline: float) -> None:
+        """Read until the load generator exits or the monotonic ``deadline`` passes."""
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self.read()
+            time.sleep(0.02)
+        self.read()
+        self.read()
+
+    def summary(self) -> Summary | None:
+        """The summary record, if it printed one."""
+        return next((r for r in reversed(self.records) if isinstance(r, Summary)), None)
+
+    def error(self) -> ErrorRecord | None:
+        """The first error record, if any."""
+        return next((r for r in self.records if isinstance(r, ErrorRecord)), None)
+
+    def stderr_text(self) -> str:
+        """Everything the load generator wrote on stderr so far."""
+        if self._stderr.closed:
+            return self._stderr_text
+        self._stderr.seek(0)
+        return self._stderr.read()
 
     def wait(self, timeout: float | None = None) -> LoadgenResult:
-        """Wait for the end (SIGINT at timeout, SIGKILL 5 s later) and parse the output."""
+        """Wait for the end (SIGINT at ``timeout``, SIGKILL of the group 5 s later), then the
+        parsed output; a line that is not a record is a one-line error."""
         try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop(signal.SIGINT)
-            try:
-                out, err = self.proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                out, err = self.proc.communicate()
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        return LoadgenResult(self.argv, self.proc.returncode, parse_lines([*self._lines, *out.splitlines()]), err)
+            self.drain(math.inf if timeout is None else time.monotonic() + timeout)
+            if self.proc.poll() is None:
+                self.stop(signal.SIGINT)
+                self.drain(time.monotonic() + 5)
+            if self.proc.poll() is None:
+                children.kill_group(self.proc)
+            self.wait_for(lambda r: False, timeout=5)     # what is left in the pipe
+        finally:
+            self.close()
+        if self.bad_lines:
+            parse_lines([self.bad_lines[0]])
+        return LoadgenResult(self.argv, self.proc.returncode, list(self.records), self.stderr_text())
+
+    def close(self) -> None:
+        """Kill the group if anything of it is left, reap, release the files (idempotent)."""
+        if self.proc.returncode is None or children.group_members(self.proc.pid):
+            children.kill_group(self.proc)
+        if not self._stderr.closed:
+            self._stderr_text = self.stderr_text()
+            self._stderr.close()
+        self.proc.stdout.close()
 
     def __enter__(self) -> LoadgenProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self.close()

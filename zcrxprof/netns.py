@@ -1,7 +1,8 @@
 """A sender network namespace joined to the root namespace by a veth pair, always removed.
 
 Names and addresses are derived from the process id and a counter, so two recordings running at
-the same time never collide; ``remove_stale()`` deletes leftovers of processes that died.
+the same time never collide. A recording killed with SIGKILL cannot remove its own: the owner's
+pid in the names tells ``remove_stale()`` (called when every recording starts) which owners died.
 """
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import atexit
 import itertools
 import os
 import re
-import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from zcrxprof import children
 from zcrxprof.errors import ZcrxprofError
 
 PREFIX = "zcxp"            # namespace names: zcxp-<pid>-<n>; veth names: zx<pid>n<n>h / ...s
+NETNS_NAME = re.compile(rf"{PREFIX}-(\d+)-(\d+)")
+VETH_NAME = re.compile(r"zx(\d+)n(\d+)[hs]")
 _counter = itertools.count()
 _live: set[str] = set()
 
@@ -83,22 +85,53 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _netns_names() -> list[str]:
+    return [line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines() if line.split()]
+
+
+def _link_names() -> list[str]:
+    return [line.split(":")[1].strip().split("@")[0]
+            for line in _ip("-o", "link", "show", check=False).stdout.splitlines() if line.count(":") >= 2]
+
+
 def remove_stale() -> list[str]:
-    """Delete namespaces and veths left by zcrxprof processes that no longer exist."""
+    """Delete the namespaces and veths whose owner (the pid in their name) no longer exists;
+    returns the names removed. Those of live processes (a concurrent recording) stay."""
     removed = []
-    for line in _ip("netns", "list", check=False).stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(rf"{PREFIX}-(\d+)-(\d+)", name)
+    for name in _netns_names():
+        m = NETNS_NAME.fullmatch(name)
         if m and not _pid_alive(int(m.group(1))):
             _delete(name, f"zx{m.group(1)}n{m.group(2)}h")
             removed.append(name)
-    return removed
+    for link in _link_names():       # a pair whose namespace was never made or is gone already
+        m = VETH_NAME.fullmatch(link)
+        if m and not _pid_alive(int(m.group(1))):
+            _ip("link", "del", link, check=False)
+            removed.append(link)
+    gone = set(_netns_names()) | set(_link_names())
+    return [n for n in removed if n not in gone]
+
+
+def describe_removed(names: list[str]) -> str:
+    """One line telling what :func:`remove_stale` removed (empty when nothing)."""
+    if not names:
+        return ""
+    spaces = [n for n in names if NETNS_NAME.fullmatch(n)]
+    veths = [n for n in names if n not in spaces]
+    what = []
+    if spaces:
+        what.append(f"{len(spaces)} network namespace{'s' if len(spaces) > 1 else ''}")
+    if veths:
+        what.append(f"{len(veths)} veth{'s' if len(veths) > 1 else ''}")
+    owners = {int(re.search(r"\d+", n).group()) for n in names}
+    who = "a recording that died" if len(owners) == 1 else f"{len(owners)} recordings that died"
+    return f"zcrxprof: removed {' and '.join(what)} left by {who} ({', '.join(names)})"
 
 
 @atexit.register
 def _cleanup_at_exit() -> None:
     for name in list(_live):
-        m = re.fullmatch(rf"{PREFIX}-(\d+)-(\d+)", name)
+        m = NETNS_NAME.fullmatch(name)
         if m:
             _delete(name, f"zx{m.group(1)}n{m.group(2)}h")
 
@@ -107,8 +140,8 @@ def _cleanup_at_exit() -> None:
 def sender_netns(mtu: int = 1500) -> Iterator[VethPair]:
     """Create a uniquely named namespace + veth pair with addresses; remove them on every path.
 
-    SIGTERM is turned into SystemExit while inside (main thread only), so a terminated recording
-    still cleans up; KeyboardInterrupt and exceptions pass through after cleanup.
+    Inside, stop signals the caller does not handle itself raise ``children.Stopped`` (main
+    thread only), so a terminated process still cleans up; exceptions pass through after cleanup.
     """
     if not 68 <= mtu <= 65535:
         raise ZcrxprofError(f"netns: MTU {mtu} out of range (68..65535)")
@@ -119,26 +152,20 @@ def sender_netns(mtu: int = 1500) -> Iterator[VethPair]:
     host_if, ns_if = f"zx{pid}n{n}h", f"zx{pid}n{n}s"
     if len(host_if) > 15:
         raise ZcrxprofError(f"netns: interface name {host_if} too long")
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        def _term(signum: int, frame: object) -> None:
-            raise SystemExit(128 + signum)
-        old_term = signal.signal(signal.SIGTERM, _term)
     _live.add(netns)
-    try:
-        base = _pick_subnet(pid, n)
-        pair = VethPair(netns, host_if, ns_if, f"{base}.1", f"{base}.2", 30, mtu)
-        _ip("netns", "add", netns)
-        _ip("link", "add", host_if, "mtu", str(mtu), "type", "veth", "peer", "name", ns_if,
-            "mtu", str(mtu))
-        _ip("link", "set", ns_if, "netns", netns)
-        _ip("addr", "add", f"{pair.host_addr}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("-n", netns, "addr", "add", f"{pair.ns_addr}/30", "dev", ns_if)
-        _ip("-n", netns, "link", "set", ns_if, "up")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        yield pair
-    finally:
-        _delete(netns, host_if)
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+    with children.raising_signals(unless_handled=True):
+        try:
+            base = _pick_subnet(pid, n)
+            pair = VethPair(netns, host_if, ns_if, f"{base}.1", f"{base}.2", 30, mtu)
+            _ip("netns", "add", netns)
+            _ip("link", "add", host_if, "mtu", str(mtu), "type", "veth", "peer", "name", ns_if,
+                "mtu", str(mtu))
+            _ip("link", "set", ns_if, "netns", netns)
+            _ip("addr", "add", f"{pair.host_addr}/30", "dev", host_if)
+            _ip("link", "set", host_if, "up")
+            _ip("-n", netns, "addr", "add", f"{pair.ns_addr}/30", "dev", ns_if)
+            _ip("-n", netns, "link", "set", ns_if, "up")
+            _ip("-n", netns, "link", "set", "lo", "up")
+            yield pair
+        finally:
+            _delete(netns, host_if)

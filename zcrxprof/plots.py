@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-TOPOLOGY_ORDER = ["single", "workers", "ifq-per-ring", "shared-ifq"]
-COLOURS = {"single": "#4c72b0", "workers": "#dd8452", "ifq-per-ring": "#55a868", "shared-ifq": "#c44e52"}
+from zcrxprof.vocab import TOPOLOGIES, topology_order
+
+COLOURS = dict(zip(TOPOLOGIES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52")))
 
 
 def _figure(title: str, label: str, ncols: int = 1, width: float = 8.0, height: float = 4.2):
@@ -23,8 +24,7 @@ def _figure(title: str, label: str, ncols: int = 1, width: float = 8.0, height: 
 
 
 def _order(topologies) -> list[str]:
-    present = list(dict.fromkeys(topologies))
-    return [t for t in TOPOLOGY_ORDER if t in present] + [t for t in present if t not in TOPOLOGY_ORDER]
+    return topology_order(topologies)
 
 
 def _config_name(row: pd.Series) -> str:
@@ -54,7 +54,7 @@ def throughput(summary: pd.DataFrame, label: str) -> Figure:
 
 def saturation_curve(sat: pd.DataFrame, label: str, x: str = "rate_gbit_s") -> Figure:
     """Achieved vs ``x`` (offered load, rings or work) per topology; from
-    ``analysis.saturation.saturation`` (or ``throughput``)."""
+    ``analysis.saturation.offered_vs_achieved`` (or ``throughput``)."""
     fig, (ax,) = _figure(f"Throughput against {x.replace('_', ' ')}", label)
     y = "achieved_gbit_s" if "achieved_gbit_s" in sat else "median"
     others = [c for c in ("work_ns_per_kib", "rate_gbit_s", "rings") if c != x and sat[c].nunique() > 1]

@@ -12,7 +12,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from zcrxprof.vocab import ACCELERATORS, BACKENDS, PLACES, TOPOLOGIES, is_zero_copy
+
 SCHEMA_VERSION = 1
+
+
+def _either(words) -> str:
+    """``a``, ``b`` or ``c`` (markdown code)."""
+    quoted = [f"`{w}`" for w in words]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
+
+
+ZERO_COPY = _either([b for b in BACKENDS if is_zero_copy(b)])
+NOT_ZERO_COPY = _either([b for b in BACKENDS if not is_zero_copy(b)])
 
 # dtype names used below -> how pandas checks a column of that kind.
 DTYPES = ("int64", "float64", "bool", "string", "timestamp")
@@ -72,14 +84,14 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("runs", "one run of the load generator (one topology, one parameter set, one repetition)", (
         RUN_ID,
         _c("repetition", "int64", "", "repetition index of this parameter set (0-based; runs are interleaved)"),
-        _c("topology", "string", "", "`single`, `workers`, `ifq-per-ring` or `shared-ifq`"),
-        _c("backend", "string", "", "`copy`, `zcrx-nodev` or `zcrx` — only `zcrx` is zero copy"),
-        _c("zero_copy", "bool", "", "true only when the payload was received zero-copy (backend `zcrx`)"),
+        _c("topology", "string", "", _either(TOPOLOGIES)),
+        _c("backend", "string", "", f"{_either(BACKENDS)} — only {ZERO_COPY} is zero copy"),
+        _c("zero_copy", "bool", "", f"true only when the payload was received zero-copy (backend {ZERO_COPY})"),
         _c("emulated", "string", "", "what this run emulates, `; `-separated (empty when nothing); "
                                      "e.g. the copy backend's `shared-ifq`, or a TCG guest's timing"),
         _c("kernel", "string", "", "kernel release the run measured (`uname -r` where it ran)"),
-        _c("place", "string", "", "`host` or `lab` (inside the kernel lab guest)"),
-        _c("accelerator", "string", "", "lab guest accelerator, `kvm` or `tcg` (emulated timing); empty on the host"),
+        _c("place", "string", "", f"{_either(PLACES)} (inside the kernel lab guest)"),
+        _c("accelerator", "string", "", f"lab guest accelerator, {_either(ACCELERATORS)} (emulated timing); empty on the host"),
         _c("rings", "int64", "", "io_uring rings (receiver threads) requested"),
         _c("workers", "int64", "", "worker threads (topology `workers`; 0 otherwise)"),
         _c("connections", "int64", "", "TCP connections"),
@@ -195,8 +207,9 @@ METADATA_KEYS: dict[str, str] = {
     "command_line": "the command as typed",
     "machine": "`{cpu_model, cores, memory_bytes, kernel, hostname, arch, loadavg_at_start}` where the runs "
                "executed (a high load average means other work shared the CPUs)",
-    "place": "`{where: host|lab, accelerator: null|kvm|tcg, kernel}` — lab = the kernel lab guest",
-    "backend": "backend of the runs (`copy`, `zcrx-nodev`, `zcrx`)",
+    "place": f"`{{where: {'|'.join(PLACES)}, accelerator: null|{'|'.join(ACCELERATORS)}, kernel}}` — lab = the "
+             "kernel lab guest",
+    "backend": f"backend of the runs ({', '.join(f'`{b}`' for b in BACKENDS)})",
     "nic": "`{ifname, queue}` for the zcrx backend, else null",
     "emulated": "list of what the recording emulates (empty list when nothing)",
     "probes": "probe attach report: one `{tool, target, method, status, reason}` per probe point",
@@ -257,14 +270,40 @@ def render_markdown() -> str:
         f"Schema version **{SCHEMA_VERSION}**. A dataset is a directory `datasets/<name>/` holding",
         "`metadata.json` and one parquet file per table (`<table>.parquet`). `run_id` joins every table",
         "to `runs`, which carries the labels every number needs: backend, topology, kernel, and whether",
-        "it ran emulated. A `copy` or `zcrx-nodev` figure is never zero-copy (`runs.zero_copy`).",
+        f"it ran emulated. A {NOT_ZERO_COPY} figure is never zero-copy (`runs.zero_copy`).",
         "",
         "While recording, each run's rows go to part files `parts/<table>.<n>.parquet`, each written",
         "atomically (temporary file, then rename) after the run, and `metadata.json` after them, so an",
         "interrupted recording leaves whole parts of the finished runs and `complete: false`; a run costs",
         "the same memory and I/O however long the recording. When the recording ends, the parts are",
         "folded into the table files; readers append any parts left (a killed recording) to them.",
-        "Read with `zcrxprof.dataset.load(path)`; check with `validate(path)`.",
+        "Read with `zcrxprof.dataset.load(path or [paths])` (or `zcrxprof.open` in a notebook); audit a",
+        "recording against the current schema with `validate(path)` (stricter than reading).",
+        "",
+        "## Reading a dataset",
+        "",
+        "One loader reads datasets for every command (`show`, `report`, `export`) and the notebooks, with",
+        "one rule:",
+        "",
+        "- **Refused, in one line** (exit status non-zero): no `metadata.json`, or one that is not a",
+        "  zcrxprof metadata object; a `schema_version` newer than this zcrxprof reads; no `runs.parquet`;",
+        "  a table file that cannot be read, is not that table (no integer `run_id`) or has a column of",
+        "  the wrong kind.",
+        "- **Read as empty, and said**: a table file or a column the schema has and the dataset lacks (a",
+        "  dataset recorded by an older zcrxprof: an older `schema_version` is read the same way). An",
+        "  absent table reads as no rows, an absent column as its default (`\"\"`, `-1`, NaN, `false`).",
+        "  `show`, `report` and `export` print one `note:` line on standard error naming what was absent,",
+        "  the report repeats it under its dataset header, and `Dataset.absent` lists it.",
+        "",
+        "Several datasets load into one `Dataset`: every table gains a leading `dataset` column (the",
+        "dataset's name, `#2` appended to a repeated one), and `(dataset, run_id)` identifies a run.",
+        "",
+        "## Usable runs",
+        "",
+        "A run is **usable** when `runs.status` is `ok` and `runs.verify_errors` is not positive (no",
+        "payload verification mismatch). Every number `show`, `report`, `export` and the notebooks give",
+        "is drawn from usable runs only (`zcrxprof.dataset.usable`, `Dataset.usable_runs()`); the other",
+        "runs are listed (`show`, the report's Runs table) and counted, never measured.",
         "",
         "## metadata.json",
         "",

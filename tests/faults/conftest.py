@@ -1,8 +1,9 @@
 """Fixtures of the fault suite: a leftover check around every test, and the suite's counts.
 
-``clean`` snapshots the machine before the test and asserts afterwards that nothing of the tagged
-command is left (see leftovers.py); whatever is found is reported, then removed so the next test
-starts clean. The counts (tally.py) are printed at the end of the session — first the totals
+``clean`` snapshots the machine before the test (NIC settings too) and asserts afterwards that
+nothing of the tagged command is left (tests/leftovers.py, the check every test gets, here with the
+test's own tag and the dataset directory); whatever is found is reported, then removed so the next
+test starts clean. The counts (tally.py) are printed at the end of the session — first the totals
 (faults injected, bad inputs tried, leftovers found), then each count — and written to
 ``.build/faults-counts.json`` (the same keys, totals included). Tracebacks are not counted: one
 fails its test.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import leftovers as lo  # noqa: E402
+import leftovers as lo  # noqa: E402  (tests/leftovers.py)
 from tally import COUNTS, totals  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ class Clean:
     def __init__(self) -> None:
         self.tag = lo.new_tag()
         self.env = lo.tagged_env(self.tag)
-        self.before = lo.Snapshot.take()
+        self.before = lo.Snapshot.take(nic=True)
         self.datasets: Path | None = None
         self.pids: set[int] = set()
 
@@ -46,22 +47,12 @@ class Clean:
         out, err = p.communicate(timeout=timeout)
         return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
-    def check(self) -> list[str]:
+    def check(self) -> list[lo.Leftover]:
         """Leftovers now (also counted for the session summary)."""
         found = lo.leftovers(self.before, self.tag, self.datasets, self.pids)
         COUNTS["leftover checks"] += 1
         COUNTS["leftovers found"] += len(found)
         return found
-
-
-def _remove(found: list[str], tag: str) -> None:
-    lo.kill_tagged(tag)
-    for item in found:
-        kind, _, name = item.partition(" ")
-        if item.startswith("network namespace "):
-            subprocess.run(["ip", "netns", "del", item.split()[2]], capture_output=True)
-        elif kind == "link":
-            subprocess.run(["ip", "link", "del", name], capture_output=True)
 
 
 @pytest.fixture
@@ -71,8 +62,8 @@ def clean():
     yield c
     found = c.check()
     if found:
-        _remove(found, c.tag)
-    assert not found, "left behind: " + "; ".join(found)
+        lo.remove(found, c.tag)
+    assert not found, "left behind: " + "; ".join(map(str, found))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

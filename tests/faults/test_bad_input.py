@@ -4,8 +4,8 @@
 answered with one line on stderr and a non-zero exit; a traceback or a crash fails the test.
 
 `zcrxprof` runs in-process (``cli.main``) with the expensive ends replaced by a sentinel —
-``record.Progress`` (the host recording starts there, after its last check), ``lab._boot_once`` (booting the guest) and the Debian
-archive (``debarchive``: a fixed kernel list, no download) — so a value that passes validation is
+``record.Progress`` (the host recording starts there, after its last check), ``lab.boot._boot_once`` (booting the guest) and the
+Debian archive (``lab.debarchive``: a fixed kernel list, no download) — so a value that passes validation is
 seen as *accepted* without recording, booting or downloading anything. Everything in front of them
 (parsing, list checks, backend/kernel checks, lab kernel lookup) runs for real.
 """
@@ -67,13 +67,13 @@ def kind(a: argparse.Action):
 @pytest.fixture
 def sandbox(monkeypatch, tmp_path, small_dataset):
     """Stubs for the expensive ends, a scratch directory as working directory and datasets root."""
-    from zcrxprof import debarchive, lab
     from zcrxprof.collect import record
+    from zcrxprof.lab import boot, debarchive
 
     def accepted(*a, **kw):
         raise Accepted
     monkeypatch.setattr(record, "Progress", accepted)     # record() has checked everything by then
-    monkeypatch.setattr(lab, "_boot_once", accepted)
+    monkeypatch.setattr(boot, "_boot_once", accepted)
     # `lab prepare` asks Debian's archive which kernels exist: answer from a fixed list, never download
     monkeypatch.setattr(debarchive, "update", lambda *a, **kw: None)
     monkeypatch.setattr(debarchive, "search", lambda pattern: [f"linux-binary-{ARCHIVE_KERNEL}"])
@@ -176,6 +176,8 @@ COMBINATIONS = [
     (["show", "no-such-dataset"], 2, "no dataset"),
     (["report", "no-such-dataset"], 2, "no dataset"),
     (["export", "--pyperf", "x.json", "no-such-dataset"], 2, "no dataset"),
+    (["export", "--perfetto", "x.pftrace", "no-such-dataset"], 2, "no dataset"),
+    (["export", "--perfetto", "x.pftrace", "--pyperf", "x.json", "no-such-dataset"], 2, "not allowed"),
     (["ls", "--root", "/nonexistent/dir"], None, None),
 ]
 
@@ -201,7 +203,7 @@ def test_record_inside_the_lab_refuses_another_kernel(sandbox, capsys, monkeypat
 
 # ---- a lab kernel that is prepared but unusable ------------------------------------------------
 # Made in the lab's own layout (lab.lab_dir()/<version>/ready.json, usr/lib/modules/<version>/{vmlinuz,
-# config}) under a scratch directory: lab.RUNS_DIR is the one place lab.lab_dir() derives from.
+# config}) under a scratch directory: lab.catalogue.RUNS_DIR is the one place lab.lab_dir() derives from.
 
 NEW_KERNEL = "7.9.1+deb99-amd64"        # fake versions, never in Debian's archive
 OLD_KERNEL = "6.1.0-99-amd64"           # has no zcrx at all (NODEV needs 7.1)
@@ -221,7 +223,8 @@ def fake_lab(sandbox, monkeypatch, tmp_path):
     scratch lab directory (ready=None: the ready.json `lab prepare` writes)."""
     from zcrxprof import lab
     from zcrxprof.collect import guest
-    monkeypatch.setattr(lab, "RUNS_DIR", tmp_path / "lab")
+    from zcrxprof.lab import catalogue
+    monkeypatch.setattr(catalogue, "RUNS_DIR", tmp_path / "lab")
     monkeypatch.setattr(guest, "SPOOL_ROOT", tmp_path / "lab-spool")
 
     def make(version: str, vmlinuz: bytes | None = None, config: str = ZCRX_CONFIG, ready: str | None = None):
@@ -289,7 +292,7 @@ def test_an_unusable_prepared_kernel_is_refused_in_one_line(what, fake_lab, caps
 def test_prepare_replaces_a_damaged_kernel(what, fake_lab, monkeypatch, capsys):
     """`lab prepare` (with --quiet-if-ready too) takes a damaged kernel for not prepared and goes on
     to download it again (the stubbed download stops it there), instead of crashing or keeping it."""
-    from zcrxprof import debarchive
+    from zcrxprof.lab import debarchive
     monkeypatch.setattr(debarchive, "search", lambda pattern: [f"linux-binary-{NEW_KERNEL}"])
     monkeypatch.setattr(debarchive, "versions", lambda package: ["1"])
     fake_lab(NEW_KERNEL, **UNUSABLE[what][0])

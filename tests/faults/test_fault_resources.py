@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import leftovers as lo
 from zcrxprof import dataset
 from tally import count, has_traceback
 from test_fault_signals import loaded_runs, start, wait_reached
@@ -89,7 +90,7 @@ def test_two_recordings_at_once_do_not_collide(tmp_path, clean):
     seen_ns, seen_addrs = set(), set()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-        ours = {n for n in _netns() if any(n.startswith(f"zcxp-{p.pid}-") for p in procs)}
+        ours = {n for n in lo.netns_names() if any(n.startswith(f"zcxp-{p.pid}-") for p in procs)}
         seen_ns |= ours
         for n in ours:
             seen_addrs |= set(_addrs(n))
@@ -124,11 +125,6 @@ def test_same_name_twice_at_once_one_wins_the_other_says_so(tmp_path, clean):
     loser = next(e for p, (_, e) in zip(procs, results) if p.returncode == 2)
     assert "already holds a dataset" in one_error_line(loser)
     assert loaded_runs(out / "same")["runs"]["status"].tolist() == ["ok", "ok"]
-
-
-def _netns() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {l.split()[0] for l in out.splitlines() if l.split()}
 
 
 def _addrs(ns: str) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import leftovers as lo
 from zcrxprof import dataset
 from tally import count, has_traceback
 
@@ -45,21 +46,6 @@ def wait_reached(p: subprocess.Popen, markers: Path, timeout: float = 120) -> No
             p.kill()
             pytest.fail("phase not reached in time")
         time.sleep(0.02)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every descendant process of ``pid``."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                kids = [int(k) for k in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
-                out += kids
-                todo += kids
-        except OSError:
-            continue
-    return out
 
 
 def loaded_runs(path: Path) -> "dataset.Dataset":
@@ -107,24 +93,31 @@ def test_signal_at_each_phase_of_record(phase, sig, tmp_path, clean):
         assert ds.metadata["probes"], "the attach report was lost"
 
 
-def loadgen_children(pid: int) -> list[tuple[int, list[bytes]]]:
+def test_sighup_midrun_stops_like_sigterm(tmp_path, clean):
+    """The terminal closing (SIGHUP) is a stop signal too: the run measured so far is kept."""
+    clean.datasets = tmp_path
+    p, markers, path = start("midrun", tmp_path, clean, *PLAN, "--probes", "none")
+    wait_reached(p, markers)
+    p.send_signal(signal.SIGHUP)
+    count("faults injected: SIGHUP at midrun")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGHUP, err
+    assert not has_traceback(err), err
+    assert err.strip().splitlines()[-1].endswith(
+        f"interrupted: 2 of {RUNS_PLANNED} runs on disk in {path} (complete: false)"), err
+    assert loaded_runs(path)["runs"]["status"].tolist() == PHASES["midrun"]
+
+
+def loadgen_children(pid: int) -> list[tuple[int, list[str]]]:
     """(pid, argv) of every load generator below ``pid``."""
-    found = []
-    for k in descendants(pid):
-        try:
-            cmd = Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd[0].decode() == LOADGEN:
-            found.append((k, cmd))
-    return found
+    return [(k, cmd) for k, cmd in ((k, lo.cmdline(k)) for k in lo.descendants(pid)) if cmd[:1] == [LOADGEN]]
 
 
 def test_sigkill_of_the_load_generator_fails_that_run_only(tmp_path, clean):
     clean.datasets = tmp_path
     p, markers, path = start("midrun", tmp_path, clean, *PLAN, "--probes", "ringsched")
     wait_reached(p, markers)
-    victims = [(k, b"--listen" in cmd) for k, cmd in loadgen_children(p.pid)]
+    victims = [(k, "--listen" in cmd) for k, cmd in loadgen_children(p.pid)]
     assert sorted(v[1] for v in victims) == [False, True], victims   # the run's receiver and sender
     receiver = next(k for k, listen in victims if listen)
     os.kill(receiver, signal.SIGKILL)
@@ -144,7 +137,7 @@ def test_sigkill_of_the_sender_fails_that_run_only(tmp_path, clean):
     clean.datasets = tmp_path
     p, markers, path = start("midrun", tmp_path, clean, *PLAN, "--probes", "none")
     wait_reached(p, markers)
-    senders = [k for k, cmd in loadgen_children(p.pid) if b"--connect" in cmd]
+    senders = [k for k, cmd in loadgen_children(p.pid) if "--connect" in cmd]
     assert len(senders) == 1, senders
     os.kill(senders[0], signal.SIGKILL)
     count("faults injected: SIGKILL of the sending load generator")

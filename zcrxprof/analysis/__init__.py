@@ -1,9 +1,9 @@
-"""Analysis: plain functions over the dataset's frames (pandas); statistics apart in ``stats``.
+"""Analysis: plain functions over a loaded ``Dataset`` (pandas); statistics apart in ``stats``.
 
-Start with ``frames = load(path)`` and ``runs = per_run(frames)``; every other function takes one of
-those two and returns a DataFrame.
+Start with ``ds = zcrxprof.dataset.load(path)`` (or ``zcrxprof.open``) and ``runs = per_run(ds)``;
+every other function takes one of those two and returns a DataFrame.
 """
-from zcrxprof.analysis.load import Frames, emulation_note, label, load, pick
+from zcrxprof.analysis.labels import emulation_note, label
 from zcrxprof.analysis.runs import background_load, per_run
 
-__all__ = ["Frames", "background_load", "emulation_note", "label", "load", "per_run", "pick"]
+__all__ = ["background_load", "emulation_note", "label", "per_run"]

@@ -1,16 +1,16 @@
 """Cache effects: the work function's cost per KiB where the payload is hot (worked on by the
 receiving thread) against cold (handed to a worker on another core); PMU counters when a dataset
-has them, and a precise statement when it does not."""
+has them, and a precise statement when it does not; perf counter rates per byte."""
 from __future__ import annotations
 
 import pandas as pd
 
-from zcrxprof.analysis.load import KEY, Frames
+from zcrxprof.analysis.profile import LABELS, RECEIVING, join_key, labelled
 from zcrxprof.analysis.saturation import BASE
 from zcrxprof.analysis.stats import bootstrap_ratio
-
-HOT_TOPOLOGIES = ("single", "ifq-per-ring", "shared-ifq")
-CACHE_EVENTS = ("cache-misses", "LLC-load-misses", "L1-dcache-load-misses")
+from zcrxprof.dataset import KEY, Dataset, usable
+from zcrxprof.perf.tool import CACHE_EVENTS
+from zcrxprof.vocab import HOT_TOPOLOGIES
 
 
 def work_cost(runs: pd.DataFrame) -> pd.DataFrame:
@@ -55,11 +55,11 @@ def hot_vs_cold(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pmu_counters(frames: Frames) -> tuple[pd.DataFrame, str]:
+def pmu_counters(ds: Dataset) -> tuple[pd.DataFrame, str]:
     """Cache misses per KiB received by topology when ``perf_counters`` holds counted cache events,
     and a one-line statement of what the dataset has (naming the kernel when there is no PMU)."""
-    pc = frames.perf_counters
-    kernels = ", ".join(sorted(set(frames.runs["kernel"]))) or "unknown kernel"
+    pc = ds.perf_counters
+    kernels = ", ".join(sorted(set(ds.runs["kernel"]))) or "unknown kernel"
     if pc.empty:
         return pd.DataFrame(), (f"No perf counters in this dataset (kernel {kernels}): cache effects "
                                 "are shown as the hot-vs-cold work cost only")
@@ -71,8 +71,63 @@ def pmu_counters(frames: Frames) -> tuple[pd.DataFrame, str]:
                                 f"{'/'.join(CACHE_EVENTS)} as {', '.join(statuses)} (kernel {kernels}); "
                                 "cache effects are shown as the hot-vs-cold work cost instead")
     per_run = counted.groupby([*KEY, "event"], as_index=False)["value"].sum()
-    runs = frames.ok_runs()[[*KEY, "topology", "bytes_received"]]
+    runs = ds.usable_runs()[[*KEY, "topology", "bytes_received"]]
     per_run = per_run.merge(runs, on=KEY)
     per_run["misses_per_kib"] = per_run["value"] / (per_run["bytes_received"] / 1024)
     table = per_run.groupby(["dataset", "topology", "event"], as_index=False)["misses_per_kib"].median()
     return table, f"Hardware cache counters present ({', '.join(sorted(set(counted['event'])))})"
+
+
+def counter_rates(perf_counters: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run and event: the total over all threads, per MiB received and per second of run.
+
+    Only counted values are summed; events never counted in a run are left out (see
+    ``cache_effects`` for what was not supported)."""
+    counted = perf_counters[perf_counters["status"] == "counted"]
+    key = join_key(perf_counters, runs)
+    per_run = counted.groupby([*key, "event", "unit"], as_index=False)["value"].sum()
+    cols = [*key, *[c for c in [*LABELS, "bytes_received", "loadgen_duration_s"] if c in runs.columns]]
+    ok = runs[usable(runs)] if "status" in runs.columns else runs
+    out = per_run.merge(ok[cols], on=key, how="inner")
+    if "bytes_received" in out.columns:
+        out["per_mib"] = out["value"] / (out["bytes_received"] / 2**20)
+    if "loadgen_duration_s" in out.columns:
+        out["per_s"] = out["value"] / out["loadgen_duration_s"]
+    return out
+
+
+def cache_effects(perf_counters: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Cache misses per KiB received by the receiving threads, by topology — or, per event, why not.
+
+    Columns: labels, event, status (`counted` | `not supported` | `absent`), runs,
+    misses_per_kib_median/min/max (NaN unless counted), note."""
+    keys = [c for c in ["dataset", *LABELS] if c in runs.columns]
+    key = join_key(perf_counters, runs)
+    rows = []
+    recv = perf_counters[perf_counters["thread"].str.contains(RECEIVING)]
+    recv = labelled(recv[recv["event"].isin(CACHE_EVENTS)], runs)
+    ok = runs[usable(runs)] if "status" in runs.columns else runs
+    for group, group_runs in ok.groupby(keys):
+        label = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
+        for event in CACHE_EVENTS:
+            mine = recv.set_index(key).index.isin(group_runs.set_index(key).index)
+            ev = recv[mine & (recv["event"] == event)]
+            row = {**label, "event": event, "runs": len(group_runs), "misses_per_kib_median": float("nan"),
+                   "misses_per_kib_min": float("nan"), "misses_per_kib_max": float("nan")}
+            if ev.empty:
+                row.update(status="absent", note="perf stat did not run for these runs (record --perf)")
+            elif not (ev["status"] == "counted").any():
+                row.update(status="not supported",
+                           note=f"perf reported {event} <not supported>: no hardware PMU where these runs "
+                                "executed; use the hot-vs-cold work cost (work ns/KiB on the receiving "
+                                "core vs another core) as the cache-effect measure")
+            else:
+                misses = ev[ev["status"] == "counted"].groupby(key)["value"].sum()
+                kib = group_runs.set_index(key)["bytes_received"] / 1024
+                per_kib = (misses / kib.reindex(misses.index)).dropna()
+                row.update(status="counted", misses_per_kib_median=per_kib.median(),
+                           misses_per_kib_min=per_kib.min(), misses_per_kib_max=per_kib.max(),
+                           note="receiving threads only; perf scales multiplexed counts")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*keys, "event", "status", "runs", "misses_per_kib_median",
+                                       "misses_per_kib_min", "misses_per_kib_max", "note"])

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from zcrxprof.analysis.saturation import BASE
-
-TOPOLOGIES = ("single", "workers", "ifq-per-ring", "shared-ifq")
+from zcrxprof.dataset import Dataset
+from zcrxprof.vocab import TOPOLOGIES
 
 
 @dataclass(frozen=True)
@@ -165,3 +165,16 @@ def costs_table(costs: Costs) -> pd.DataFrame:
     d = asdict(costs)
     source = d.pop("source")
     return pd.DataFrame({"component": list(d), "ns_per_byte": list(d.values()), "source": source})
+
+
+def validation_error(val: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, from ``validate``: the worst and the median absolute relative error of the
+    model's predictions for the topologies it did not see (all but ``single``)."""
+    multi = val[val["topology"] != "single"].assign(abs_error=lambda d: d["error"].abs())
+    return (multi.groupby("dataset", as_index=False)
+            .agg(worst_error=("abs_error", "max"), median_error=("abs_error", "median"), predictions=("abs_error", "size")))
+
+
+def fewest_cores(ds: Dataset) -> int:
+    """The fewest cores among the machines the datasets were recorded on (1 when unknown)."""
+    return min(int((m.get("machine") or {}).get("cores") or 1) for m in ds.metadata_by_name.values())

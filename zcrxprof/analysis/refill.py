@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from zcrxprof.analysis.load import KEY, Frames
+from zcrxprof.dataset import KEY, Dataset
 
 
 def _last_per_run(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -25,16 +25,16 @@ def _event_cqes(events: pd.DataFrame, name: str) -> pd.DataFrame:
 _STATS_METRICS = {"count": "copy_chunks", "bytes": "copy_bytes"}
 
 
-def copy_fallback(frames: Frames) -> pd.DataFrame:
+def copy_fallback(ds: Dataset) -> pd.DataFrame:
     """Copy-fallback bytes and chunks per run, from kernel probes (``*copy*`` metrics summed over
     threads) and from 7.2 zcrx_stats (``copy_chunks``, ``copy_bytes`` summed over ifqs), plus the
     ZCRX_EVENT_COPY CQEs (``copy_events``); ``source`` says which."""
     parts = []
-    p = frames.probes[frames.probes["metric"].str.contains("copy", case=False)]
+    p = ds.probes[ds.probes["metric"].str.contains("copy", case=False)]
     if not p.empty:
         last = _last_per_run(p, ["probe", "tid", "metric"])
         parts.append(last.groupby([*KEY, "metric"], as_index=False)["value"].sum().assign(source="probes"))
-    ev = frames.events
+    ev = ds.events
     s = ev[(ev["event"] == "stats") & ev["metric"].isin(list(_STATS_METRICS))]
     if not s.empty:
         last = _last_per_run(s, ["ring", "metric"])
@@ -46,27 +46,27 @@ def copy_fallback(frames: Frames) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=[*KEY, "topology", "backend", "metric", "value", "source"])
     out = pd.concat(parts, ignore_index=True)
-    return out.merge(frames.ok_runs()[[*KEY, "topology", "backend"]], on=KEY)
+    return out.merge(ds.usable_runs()[[*KEY, "topology", "backend"]], on=KEY)
 
 
-def starvation(frames: Frames) -> pd.DataFrame:
+def starvation(ds: Dataset) -> pd.DataFrame:
     """Refill starvation per run: kernel probe counters (``refill_empty``: the page pool asked the
     refill ring for buffers and got none; ``*starv*``, ``*alloc_fail*``) and 7.2 ZCRX_EVENT_ALLOC_FAIL
     CQEs (``alloc_fail_events``)."""
     parts = []
-    p = frames.probes[frames.probes["metric"].str.contains("starv|alloc_fail|alloc_zero|refill_empty", case=False)]
+    p = ds.probes[ds.probes["metric"].str.contains("starv|alloc_fail|alloc_zero|refill_empty", case=False)]
     if not p.empty:
         last = _last_per_run(p, ["probe", "tid", "metric"])
         parts.append(last.groupby([*KEY, "metric"], as_index=False)["value"].sum().assign(source="probes"))
-    e = _event_cqes(frames.events, "alloc_fail")
+    e = _event_cqes(ds.events, "alloc_fail")
     if not e.empty:
         parts.append(e)
     if not parts:
         return pd.DataFrame(columns=[*KEY, "topology", "metric", "value", "source"])
-    return pd.concat(parts, ignore_index=True).merge(frames.ok_runs()[[*KEY, "topology"]], on=KEY)
+    return pd.concat(parts, ignore_index=True).merge(ds.usable_runs()[[*KEY, "topology"]], on=KEY)
 
 
-def refill(runs: pd.DataFrame) -> pd.DataFrame:
+def backlog(runs: pd.DataFrame) -> pd.DataFrame:
     """Per topology: median and maximum refill backlog (buffers handed back, not yet taken) and
     ENOBUFS (receives that found no buffer) per GB received."""
     r = runs.assign(enobufs_per_gb=runs["enobufs"] / (runs["bytes"].where(runs["bytes"] > 0) / 1e9))

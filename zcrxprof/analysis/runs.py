@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from zcrxprof.analysis.load import KEY, Frames
+from zcrxprof.dataset import KEY, Dataset
 
 # Run columns that identify a configuration (runs with equal values are repetitions).
 CONFIG = ["dataset", "backend", "kernel", "place", "accelerator", "rings", "workers", "connections",
@@ -60,7 +60,7 @@ def _interval_stats(intervals: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
-def per_run(frames: Frames, include_failed: bool = False) -> pd.DataFrame:
+def per_run(ds: Dataset, include_failed: bool = False) -> pd.DataFrame:
     """One row per run: labels, configuration, throughput and per-GB costs.
 
     Derived columns: ``gbit_s`` (the load generator's figure), ``bytes`` (received), per role
@@ -74,10 +74,10 @@ def per_run(frames: Frames, include_failed: bool = False) -> pd.DataFrame:
     ``recv_ns_per_byte`` (receiving-thread CPU outside the work function; the work's share bounded
     by user time) and the refill columns.
     """
-    runs = frames.runs if include_failed else frames.ok_runs()
-    out = runs.merge(_thread_sums(frames.threads), on=KEY, how="left")
-    out = out.merge(_cpu_seconds(frames.system), on=KEY, how="left")
-    out = out.merge(_interval_stats(frames.intervals), on=KEY, how="left")
+    runs = ds.runs if include_failed else ds.usable_runs()
+    out = runs.merge(_thread_sums(ds.threads), on=KEY, how="left")
+    out = out.merge(_cpu_seconds(ds.system), on=KEY, how="left")
+    out = out.merge(_interval_stats(ds.intervals), on=KEY, how="left")
     for role in ("rx", "worker", "tx"):
         for m in ("utime_ns", "stime_ns", "cpu_ns", "nvcsw", "nivcsw", "work_ns", "bytes"):
             col = f"{role}_{m}"
@@ -96,7 +96,7 @@ def per_run(frames: Frames, include_failed: bool = False) -> pd.DataFrame:
     out["work_ns_per_kib_measured"] = (out["rx_work_ns"] + out["worker_work_ns"]) / kib
     ours = (out["rx_cpu_ns"] + out["worker_cpu_ns"] + out["tx_cpu_ns"]) / 1e9 + out["softirq_s"]
     out["other_cpu_s"] = (out["busy_s"] - ours).clip(lower=0)
-    cores = pd.to_numeric(out["dataset"].map(lambda d: (frames.metadata[d].get("machine") or {}).get("cores")),
+    cores = pd.to_numeric(out["dataset"].map(lambda d: (ds.metadata_by_name[d].get("machine") or {}).get("cores")),
                           errors="coerce").astype("float64")
     out["free_cores"] = (cores - out["other_cpu_s"] / out["loadgen_duration_s"]).clip(lower=0.1)
     out["gbit_s_per_free_core"] = out["gbit_s"] / out["free_cores"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from zcrxprof.analysis.load import KEY, Frames
-from zcrxprof.analysis.stats import bootstrap_median
+from zcrxprof.dataset import KEY, Dataset
+from zcrxprof.analysis.stats import bootstrap_median, bootstrap_ratio
 
 # Same configuration apart from topology and parallelism: the set a comparison is made within.
 BASE = ["dataset", "backend", "kernel", "place", "accelerator", "work_ns_per_kib", "rate_gbit_s"]
@@ -37,7 +37,7 @@ def throughput(runs: pd.DataFrame) -> pd.DataFrame:
     return summarise(runs, "gbit_s")
 
 
-def saturation(runs: pd.DataFrame) -> pd.DataFrame:
+def offered_vs_achieved(runs: pd.DataFrame) -> pd.DataFrame:
     """Per topology and configuration: achieved vs offered load and whether it saturated.
 
     Unpaced runs (``rate_gbit_s`` 0) are saturated by definition (the receiver or the sender is the
@@ -53,11 +53,11 @@ def saturation(runs: pd.DataFrame) -> pd.DataFrame:
     return s
 
 
-def ring_share(frames: Frames) -> pd.DataFrame:
+def ring_share(ds: Dataset) -> pd.DataFrame:
     """Per run: each receiving ring's share of the bytes and Jain's fairness index over rings
     (1 = perfectly even, 1/N = one ring took everything)."""
-    th = frames.threads[(frames.threads["role"] == "rx") & (frames.threads["ring"] >= 0)]
-    ok = frames.ok_runs()[[*KEY, "topology", "rings"]]
+    th = ds.threads[(ds.threads["role"] == "rx") & (ds.threads["ring"] >= 0)]
+    ok = ds.usable_runs()[[*KEY, "topology", "rings"]]
     th = th.merge(ok, on=KEY)
     if th.empty:
         return pd.DataFrame(columns=[*KEY, "topology", "rings", "ring", "share", "fairness"])
@@ -84,3 +84,50 @@ def scaling(runs: pd.DataFrame) -> pd.DataFrame:
     out["speedup"] = out["median"] / out["single_gbit_s"]
     out["efficiency"] = out["speedup"] / p
     return out
+
+
+def receiver_sleeps(ds: Dataset) -> pd.DataFrame:
+    """Per dataset, topology, rings and workers: how often the receiving threads of usable runs slept
+    waiting for data — ``sleeps_per_s_median`` and ``_max`` over threads (voluntary context
+    switches a second; at most about one means the thread never waited: it is saturated),
+    ``busy_share_median`` (its CPU time over the run's wall time), ``gbit_s_median``, ``runs``."""
+    runs = ds.usable_runs()[[*KEY, "topology", "rings", "workers", "loadgen_duration_s", "gbit_s"]]
+    th = ds.threads[ds.threads["role"] == "rx"].merge(runs, on=KEY)
+    group = ["dataset", "topology", "rings", "workers"]
+    if th.empty:
+        return pd.DataFrame(columns=[*group, "runs", "threads", "sleeps_per_s_median", "sleeps_per_s_max",
+                                     "busy_share_median", "gbit_s_median"])
+    th = th.assign(sleeps_per_s=th["nvcsw"] / th["loadgen_duration_s"],
+                   busy_share=(th["utime_ns"] + th["stime_ns"]) / (th["loadgen_duration_s"] * 1e9))
+    g = th.groupby(group)
+    out = pd.DataFrame({"runs": g["run_id"].nunique(), "threads": g.size(),
+                        "sleeps_per_s_median": g["sleeps_per_s"].median(), "sleeps_per_s_max": g["sleeps_per_s"].max(),
+                        "busy_share_median": g["busy_share"].median()}).reset_index()
+    gbit = runs.groupby(group, as_index=False)["gbit_s"].median().rename(columns={"gbit_s": "gbit_s_median"})
+    return out.merge(gbit, on=group, how="left")
+
+
+def fairness(ds: Dataset, min_rings: int = 1) -> pd.DataFrame:
+    """Per dataset and topology: the median Jain's index of runs with at least ``min_rings`` rings
+    (from ``ring_share``; 1 = the rings share the bytes evenly)."""
+    shares = ring_share(ds)
+    shares = shares[shares["rings"] >= min_rings]
+    return shares.groupby(["dataset", "topology"], as_index=False)["fairness"].median()
+
+
+def ratio_to_single(runs: pd.DataFrame, topology: str, value: str = "gbit_s", min_rings: int = 2) -> pd.DataFrame:
+    """Per configuration (``BASE``): ``value`` of ``topology``'s runs with at least ``min_rings``
+    rings over that of the ``single`` runs, with a 95 % bootstrap CI; ``resolved`` when the
+    interval excludes 1."""
+    rows = []
+    for key, g in runs.groupby(BASE, dropna=False, sort=True):
+        mine = g[(g["topology"] == topology) & (g["rings"] >= min_rings)]
+        one = g[g["topology"] == "single"][value].dropna()
+        if mine[value].dropna().empty or one.empty:
+            continue
+        r = bootstrap_ratio(mine[value].dropna(), one)
+        rows.append({**dict(zip(BASE, key)), "topology": topology, "value": value, "runs": len(mine),
+                     "rings": int(mine["rings"].max()), "ratio": r.value, "ratio_lo": r.lo, "ratio_hi": r.hi,
+                     "resolved": bool(r.lo > 1 or r.hi < 1)})
+    return pd.DataFrame(rows, columns=[*BASE, "topology", "value", "runs", "rings", "ratio", "ratio_lo", "ratio_hi",
+                                       "resolved"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from zcrxprof.analysis.load import KEY, Frames
+from zcrxprof.dataset import KEY, Dataset
 from zcrxprof.analysis.saturation import BASE, summarise
 from zcrxprof.analysis.stats import bootstrap_ratio, cliffs_delta, permutation_test
 
@@ -53,14 +53,14 @@ def handoff_cost(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def wakeup_latency(frames: Frames) -> pd.DataFrame:
+def wakeup_latency(ds: Dataset) -> pd.DataFrame:
     """Wake-up→run latency log2 histograms summed per topology: ``topology, lo, hi, count, share``
     (empty when no probe recorded one). Only metrics named like ``*wakeup*``/``*latency*``."""
-    h = frames.histograms
+    h = ds.histograms
     h = h[h["metric"].str.contains("wakeup|latency", case=False, regex=True)]
     if h.empty:
         return pd.DataFrame(columns=["dataset", "topology", "metric", "lo", "hi", "count", "share"])
-    h = h.merge(frames.ok_runs()[[*KEY, "topology"]], on=KEY)
+    h = h.merge(ds.usable_runs()[[*KEY, "topology"]], on=KEY)
     agg = h.groupby(["dataset", "topology", "metric", "lo", "hi"], as_index=False)["count"].sum()
     agg["share"] = agg["count"] / agg.groupby(["dataset", "topology", "metric"])["count"].transform("sum")
     return agg
@@ -81,3 +81,9 @@ def histogram_quantile(hist: pd.DataFrame, q: float) -> float:
     frac = (target - before) / counts[i] if counts[i] else 0.0
     lo, hi = float(h["lo"].iloc[i]), float(h["hi"].iloc[i])
     return lo + frac * (hi - lo)
+
+
+def switches_per_gb(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and topology: median context switches per GB over all its runs (every ring
+    count together)."""
+    return runs.groupby(["dataset", "topology"], as_index=False)["switches_per_gb"].median()

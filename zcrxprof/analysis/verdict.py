@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 from zcrxprof.analysis.saturation import BASE, parallelism
+from zcrxprof.vocab import is_emulated_timing, is_zero_copy
 from zcrxprof.analysis.stats import (bootstrap_median, bootstrap_ratio, cliffs_delta, describe_delta,
                                      hedges_g, permutation_test)
 
-ZERO_COPY_BACKENDS = {"zcrx"}
 
 
 def confidence(ratio_lo: float, delta: float, p_value: float, alpha: float = 0.05,
@@ -41,9 +41,9 @@ def _compare(base: dict, g: pd.DataFrame, value: str, unit: str) -> dict | None:
     delta = cliffs_delta(a, b)
     word = confidence(ratio.lo, delta, test.p_value, n=min(len(a), len(b)))
     wg = g[g["topology"] == win]
-    copy_kind = "zero-copy" if base["backend"] in ZERO_COPY_BACKENDS else "not zero-copy"
+    copy_kind = "zero-copy" if is_zero_copy(base["backend"]) else "not zero-copy"
     emulated = "; ".join(sorted({e for e in wg["emulated"] if e})) or "nothing"
-    timing = "emulated timing (TCG guest)" if base["accelerator"] == "tcg" else "real timing"
+    timing = "emulated timing (TCG guest)" if is_emulated_timing(base["accelerator"]) else "real timing"
     statement = (f"{win} wins over {second}: {bootstrap_median(a).value:.2f} vs "
                  f"{bootstrap_median(b).value:.2f} {unit} (x{ratio.value:.2f}, 95% CI "
                  f"x{ratio.lo:.2f}-x{ratio.hi:.2f}; exact permutation test p={test.p_value:.2g}, floor "
@@ -59,7 +59,7 @@ def _compare(base: dict, g: pd.DataFrame, value: str, unit: str) -> dict | None:
             "ranking": " > ".join(ranked), "statement": statement}
 
 
-def verdict(runs: pd.DataFrame, value: str = "gbit_s", unit: str = "Gbit/s") -> pd.DataFrame:
+def winners(runs: pd.DataFrame, value: str = "gbit_s", unit: str = "Gbit/s") -> pd.DataFrame:
     """One row per configuration (``BASE`` columns and the parallelism ``threads`` of the
     multi-thread topologies, each set against ``single``): the winning topology by median
     ``value`` (higher is better), the runner-up, the ratio with a 95 % bootstrap CI, an exact

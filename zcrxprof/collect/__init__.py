@@ -2,5 +2,6 @@
 
 Modules: ``plan`` (the run matrix), ``samplers`` (/proc and /sys per interval), ``progress`` (stderr
 bar), ``plugins`` (per-run extra collectors such as perf), ``runner`` (one run), ``record`` (the
-whole recording, signals and clean-up), ``guest`` (the recording inside the kernel lab), ``cli``.
+whole recording, signals and clean-up), ``guest`` (the recording inside the kernel lab). The
+command line is :mod:`zcrxprof.cli.record`.
 """

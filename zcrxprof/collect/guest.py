@@ -17,10 +17,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from zcrxprof import paths
 from zcrxprof.errors import ZcrxprofError
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-SPOOL_ROOT = PROJECT_DIR / ".build" / "lab-spool"
+SPOOL_ROOT = paths.build_dir() / "lab-spool"
 BOOT_AND_COMPILE_S = 480.0    # TCG boot + Python start + BCC compiles (6–30 s per tool) + margin
 PER_RUN_OVERHEAD_S = 30.0
 
@@ -61,7 +61,7 @@ def record_in_lab(kernel: str, opts, dest: Path, runs: int) -> Path:
     res = None
     try:
         res = lab.run([sys.executable, "-m", "zcrxprof.collect.guest", str(options)], kernel=kernel,
-                      timeout=timeout, cwd=PROJECT_DIR)
+                      timeout=timeout, cwd=paths.lab_share_dir())
     finally:
         # also after Ctrl-C (lab.run has stopped the guest): keep what was measured
         if (spool / "metadata.json").exists():

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 
 from zcrxprof.errors import UsageError
+from zcrxprof.vocab import BACKENDS, MULTI_RING_TOPOLOGIES, TOPOLOGIES
 
-TOPOLOGIES = ("single", "workers", "ifq-per-ring", "shared-ifq")
-BACKENDS = ("auto", "copy", "zcrx-nodev", "zcrx")
+BACKEND_CHOICES = ("auto", *BACKENDS)   # auto: zcrx-nodev in the kernel lab, else copy (or zcrx with --ifname)
 
 # One ring spends 2 µs of calibrated work per KiB on top of the checksum, so it tops out near
 # 4 Gbit/s, well below what the sender pushes over veth (~20 Gbit/s): the single ring saturates
@@ -93,7 +93,7 @@ def build_plan(topologies: list[str], rings: list[int], works: list[float], rate
                     seen_single.add((work, rate))
                 specs.append(RunSpec(
                     run_id=len(specs), repetition=rep, topology=topo,
-                    rings=n if topo in ("ifq-per-ring", "shared-ifq") else 1,
+                    rings=n if topo in MULTI_RING_TOPOLOGIES else 1,
                     workers=n if topo == "workers" else 0,
                     connections=n, work_ns_per_kib=work, rate_gbit_s=rate, duration_s=duration_s))
     return specs

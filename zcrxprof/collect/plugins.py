@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-# Plug-in modules, imported when present (a module not built yet is skipped).
+# Plug-in modules, imported when `record` builds its parser.
 COLLECTOR_MODULES = [
     "zcrxprof.perf.collector",
 ]
@@ -62,13 +62,5 @@ class RunCollector(Protocol):
 
 
 def plugin_modules() -> list:
-    """The importable plug-in modules of COLLECTOR_MODULES."""
-    mods = []
-    for name in COLLECTOR_MODULES:
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # plug-in not built yet
-            raise
-    return mods
+    """The plug-in modules of COLLECTOR_MODULES, imported."""
+    return [importlib.import_module(name) for name in COLLECTOR_MODULES]

@@ -1,10 +1,12 @@
 """The whole recording: plan, set up once (namespace, probes, plug-ins), run, write, clean up.
 
-Signals: the first SIGINT or SIGTERM stops the run in progress (its load generators print their
-summaries), writes what was measured, marks the dataset ``complete: false`` and undoes every
-set-up step through one ExitStack; further signals are ignored while that happens (it is bounded
-by the runner's timeouts). Writes to the dataset run with SIGINT/SIGTERM blocked so a table is
-never left half-written.
+Signals (``zcrxprof.children``): the first SIGINT, SIGTERM or SIGHUP stops the run in progress
+(its load generators print their summaries), writes what was measured, marks the dataset
+``complete: false`` and undoes every set-up step through one ExitStack; further signals are
+ignored while that happens (it is bounded by the runner's timeouts). Writes to the dataset run
+with those signals held so a table is never left half-written. SIGKILL cannot be caught: the
+load generators die with the recording (parent-death signal), and the next recording removes
+the network namespace it left (``netns.remove_stale``, one line on stderr).
 """
 from __future__ import annotations
 
@@ -18,18 +20,19 @@ import shlex
 import shutil
 import signal
 import socket
+import sys
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zcrxprof import __version__
+from zcrxprof import __version__, children, paths, vocab
+from zcrxprof.children import signals_deferred
 from zcrxprof.collect.plan import RunSpec, build_plan
 from zcrxprof.collect.probeset import ProbeSet, auto_tools
 from zcrxprof.collect.progress import Progress
-from zcrxprof.collect.runner import Placement, RunRecorder, RunSetup, signals_deferred
+from zcrxprof.collect.runner import Placement, RunRecorder, RunSetup
 from zcrxprof.errors import UsageError, ZcrxprofError
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCAL_HOST = "127.0.0.1"
 
 
@@ -60,17 +63,6 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def lab_accelerator() -> str:
-    """Inside the lab guest: ``kvm`` when the kvm clock is offered, else ``tcg``; empty on the host."""
-    if not os.environ.get("ZCRXPROF_LAB"):
-        return ""
-    try:
-        clocks = Path("/sys/devices/system/clocksource/clocksource0/available_clocksource").read_text()
-    except OSError:
-        clocks = ""
-    return "kvm" if "kvm-clock" in clocks else "tcg"
-
-
 def machine_info() -> dict:
     """CPU model, cores, memory, kernel and host name of the machine the runs execute on."""
     model = ""
@@ -92,12 +84,15 @@ def machine_info() -> dict:
 
 def git_sha() -> str | None:
     """The checkout's commit (with ``-dirty`` when the tree has changes), None outside git."""
+    top = paths.checkout()
+    if top is None:
+        return None
     try:
-        sha = subprocess.run(["git", "-C", str(PROJECT_DIR), "rev-parse", "--short=12", "HEAD"],
+        sha = subprocess.run(["git", "-C", str(top), "rev-parse", "--short=12", "HEAD"],
                              capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(PROJECT_DIR), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(top), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -117,57 +112,29 @@ def dataset_name(opts: RecordOptions, place: str) -> str:
 def loadgen_binary() -> str:
     """Path of the load generator (rebuilt by make when stale, except inside the lab guest)."""
     from zcrxprof import loadgen
-    return str(loadgen.binary(build=not os.environ.get("ZCRXPROF_LAB")))
+    return str(loadgen.binary(build=not vocab.in_lab()))
 
 
-class Interrupted(KeyboardInterrupt):
-    """The recording was stopped by a signal; ``signum`` says which (exit status 128 + signum)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class SignalStop:
-    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored (clean-up runs)."""
-
-    def __init__(self) -> None:
-        self.fired: list[int] = []
-        self.old: dict = {}
-
-    def handler(self, signum, frame) -> None:
-        """The first signal interrupts the recording; later ones are ignored."""
-        if not self.fired:
-            self.fired.append(signum)
-            raise KeyboardInterrupt
-
-    def install(self) -> None:
-        """(Re)install the handler, e.g. after a context manager replaced it with its own."""
-        for s in (signal.SIGINT, signal.SIGTERM):
-            prev = signal.signal(s, self.handler)
-            self.old.setdefault(s, prev)
-
-    def ignore_from_now(self) -> None:
-        """Clean-up has begun: ignore further signals."""
-        self.fired.append(0)
-
-    def __enter__(self) -> "SignalStop":
-        self.install()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
+def remove_stale_namespaces() -> None:
+    """Remove the sender namespaces and veths of recordings that died (killed with SIGKILL: they
+    could not clean up) and say so in one line; those of live recordings stay."""
+    if os.geteuid() != 0:
+        return
+    from zcrxprof import netns
+    try:
+        line = netns.describe_removed(netns.remove_stale())
+    except ZcrxprofError:       # no `ip` here: the sender namespace step will say so if needed
+        return
+    if line:
+        print(line, file=sys.stderr, flush=True)
 
 
-def placement(stack: contextlib.ExitStack, sender: str, stop: SignalStop | None = None) -> Placement:
+def placement(stack: contextlib.ExitStack, sender: str) -> Placement:
     """Sender placement: its own namespace joined by veth (created now, removed by ``stack``) or local."""
     if sender == "local":
         return Placement(LOCAL_HOST, LOCAL_HOST, [], "local")
     from zcrxprof import netns
     pair = stack.enter_context(netns.sender_netns())
-    if stop is not None:
-        stop.install()   # sender_netns turns SIGTERM into SystemExit; ours cleans up the same way
     return Placement(pair.host_addr, pair.host_addr, pair.exec_prefix(), "netns")
 
 
@@ -179,8 +146,8 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
     """
     if writer_class is None:
         from zcrxprof.dataset import DatasetWriter as writer_class
-    place = "lab" if os.environ.get("ZCRXPROF_LAB") else "host"
-    accel = lab_accelerator()
+    place = vocab.place()
+    accel = vocab.accelerator()
     kernel = os.uname().release
     specs = build_plan(opts.topologies, opts.rings, opts.works, opts.rates, opts.duration_s, opts.repeat)
     binary = loadgen_binary()
@@ -195,22 +162,21 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
         "created": utc_now(), "zcrxprof": {"version": __version__, "git_sha": git_sha()},
         "command_line": opts.command_line, "machine": machine_info(),
         "place": {"where": place, "accelerator": accel or None, "kernel": kernel},
-        "backend": opts.backend, "nic": None, "emulated": [], "probes": [],
+        "backend": opts.backend, "nic": None, "emulated": vocab.place_emulated(accel), "probes": [],
         "plan": {"topologies": opts.topologies, "rings": opts.rings, "work_ns_per_kib": opts.works,
                  "rate_gbit_s": opts.rates, "duration_s": opts.duration_s, "repeat": opts.repeat,
                  "interval_s": opts.interval_s, "sender": opts.sender, "runs": len(specs)},
         "versions": _versions(), "notes": list(opts.notes),
     }
-    if accel == "tcg":
-        metadata["emulated"].append("tcg guest (timing emulated)")
+    remove_stale_namespaces()
     interrupted = False
     writer = None
-    with SignalStop() as stop, contextlib.ExitStack() as stack:
+    with children.raising_signals(once=True) as stop, contextlib.ExitStack() as stack:
         try:
             with signals_deferred():
                 writer = writer_class(path, metadata)
             progress.message(f"dataset {path} ({len(specs)} runs, {opts.backend} backend, {place} {kernel})")
-            where = placement(stack, opts.sender, stop)
+            where = placement(stack, opts.sender)
             probes, notes = None, []
             tools = opts.probes
             if tools == ["auto"]:
@@ -240,10 +206,6 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
-        except SystemExit as exc:   # sender_netns' own SIGTERM handler, before ours was back
-            interrupted = True
-            if not stop.fired and isinstance(exc.code, int) and exc.code > 128:
-                stop.fired.append(exc.code - 128)
         except ZcrxprofError:
             # set-up failed before anything was measured: leave no empty dataset behind
             if writer is not None and writer.metadata["runs_done"] == 0:
@@ -260,16 +222,14 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
     if interrupted:
         done = writer.metadata["runs_done"] if writer else 0
         progress.message(f"interrupted: {done} of {len(specs)} runs on disk in {path} (complete: false)")
-        raise Interrupted(next((s for s in stop.fired if s), signal.SIGINT))
+        raise children.Stopped(stop.first or signal.SIGINT)
     return path
 
 
 def _merge_metadata(writer, outcome, spec: RunSpec) -> None:
     meta = writer.metadata
-    emulated = list(meta.get("emulated") or [])
-    for tok in outcome.tables["runs"][0]["emulated"].split("; "):
-        if tok and tok not in emulated:
-            emulated.append(tok)
+    emulated = list(dict.fromkeys([*(meta.get("emulated") or []),
+                                   *vocab.split_emulated(outcome.tables["runs"][0]["emulated"])]))
     notes = list(meta.get("notes") or []) + outcome.notes + list(outcome.metadata.get("notes") or [])
     versions = {**(meta.get("versions") or {}), **(outcome.metadata.get("versions") or {})}
     extra = {k: v for k, v in outcome.metadata.items() if k not in ("notes", "versions")}
@@ -281,7 +241,7 @@ def _merge_metadata(writer, outcome, spec: RunSpec) -> None:
 def _versions() -> dict:
     """External versions: liburing and uapi headers the load generator was built with, Python."""
     out = {"python": platform.python_version()}
-    stamp = PROJECT_DIR / ".build" / "sysroot" / ".versions"
+    stamp = paths.build_dir() / "sysroot" / ".versions"
     try:
         for line in stamp.read_text().splitlines():
             if "=" in line:

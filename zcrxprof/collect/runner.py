@@ -1,28 +1,29 @@
 """One run: start the receiving and sending load generators, sample every interval, build table rows.
 
 The receiver (``--listen``) runs in this namespace, the sender (``--connect``) in the sender's
-namespace (or both over loopback). Both run in their own process groups so a Ctrl-C at the
-terminal reaches only the collector, which then stops them with SIGINT (they print a summary with
-status ``interrupted``), and kills their groups on every path.
+namespace (or both over loopback), each through the typed client (``loadgen.LoadgenProcess``)
+in its own process group (``zcrxprof.children``): a Ctrl-C at the terminal reaches only the
+collector, which then stops them with SIGINT (they print a summary with status ``interrupted``),
+and kills their groups on every path; the kernel kills them if the collector dies.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
-import os
 import selectors
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
+from zcrxprof import children
+from zcrxprof.children import signals_deferred
 from zcrxprof.collect.plan import RunSpec
 from zcrxprof.collect.plugins import RunContext
 from zcrxprof.collect.samplers import SystemSampler
 from zcrxprof.errors import ZcrxprofError
+from zcrxprof.loadgen import Event, Interval, LoadgenProcess, Record
+from zcrxprof.vocab import is_zero_copy, join_emulated, place_emulated
 
 LISTEN_TIMEOUT_S = 10.0       # receiver must be listening by then
 STOP_GRACE_S = 5.0            # after SIGINT, time to print a summary before SIGKILL
@@ -89,132 +90,15 @@ def sender_argv(spec: RunSpec, setup: RunSetup, port: int) -> list[str]:
     return argv
 
 
-class _Child:
-    """One load generator process: its stdout lines parsed as JSON, stderr kept in a file."""
-
-    def __init__(self, argv: list[str], name: str) -> None:
-        self.name = name
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=self.stderr, start_new_session=True)
-        except OSError as exc:
-            self.stderr.close()
-            raise ZcrxprofError(f"cannot start {argv[0]}: {exc.strerror}") from None
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self.buf = b""
-        self.records: list[dict] = []
-        self.bad_lines: list[str] = []
-        self.eof = False
-
-    def read(self) -> list[dict]:
-        """Parse whatever complete lines arrived; returns the new records."""
-        new = []
-        try:
-            chunk = self.proc.stdout.read()
-        except (BlockingIOError, ValueError):
-            chunk = None
-        if chunk == b"":
-            self.eof = True
-        elif chunk:
-            self.buf += chunk
-        *lines, self.buf = self.buf.split(b"\n")
-        if self.eof and self.buf:
-            lines.append(self.buf)
-            self.buf = b""
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                self.bad_lines.append(line.decode(errors="replace")[:200])
-                continue
-            if isinstance(rec, dict):
-                new.append(rec)
-        self.records += new
-        return new
-
-    def wait_listening(self, timeout: float) -> int | None:
-        """The port from the receiver's `listening` event; None if it exits or times out first."""
-        deadline = time.monotonic() + timeout
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        try:
-            while time.monotonic() < deadline and not self.eof:
-                for rec in self.read():
-                    if rec.get("type") == "event" and rec.get("event") == "listening":
-                        return int(rec["port"])
-                sel.select(timeout=0.05)
-        finally:
-            sel.close()
-        return None
-
-    def signal(self, sig: int) -> None:
-        """Send ``sig`` to the child's process group (ignored once it is gone)."""
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stderr_text(self) -> str:
-        """Everything the child wrote on stderr."""
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def close(self) -> None:
-        """Kill the group if anything is left, reap, release files."""
-        if self.proc.poll() is None:
-            self.signal(signal.SIGKILL)
-        self.signal(signal.SIGKILL)   # grandchildren of the group, if any
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.stderr.close()
-
-    def summary(self) -> dict | None:
-        """The child's summary record, if it printed one."""
-        return next((r for r in reversed(self.records) if r.get("type") == "summary"), None)
-
-    def error(self) -> dict | None:
-        """The child's first error record, if any."""
-        return next((r for r in self.records if r.get("type") == "error"), None)
+def start_loadgen(argv: list[str], name: str) -> LoadgenProcess:
+    """One load generator of a run (``name``: receiver or sender); it dies with the collector."""
+    return LoadgenProcess.from_argv(argv, die_with_parent=True, name=name)
 
 
-@contextlib.contextmanager
-def signals_deferred():
-    """Hold SIGINT/SIGTERM for the duration (one that arrived is delivered at the end).
-
-    Python runs signal handlers in the main thread whichever thread the kernel picked, so the
-    handlers are swapped: a thread's signal mask would not cover the threads pyarrow or BCC start,
-    which would take the signal and interrupt the write anyway.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
-        for s in dict.fromkeys(held):
-            signal.raise_signal(s)
-
-
-def _thread_names(pid: int) -> dict[str, int]:
-    """Thread name → tid of a process (empty if it is gone)."""
-    out = {}
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                    out[f.read().strip()] = int(tid)
-            except OSError:
-                continue
-    except OSError:
-        pass
-    return out
+def wait_listening(rx: LoadgenProcess, timeout: float) -> int | None:
+    """The port from the receiver's `listening` event; None if it exits or times out first."""
+    rec = rx.wait_for(lambda r: isinstance(r, Event) and r.event == "listening", timeout)
+    return int(rec.extra["port"]) if rec is not None else None
 
 
 def _expected_threads(spec: RunSpec) -> list[str]:
@@ -262,12 +146,12 @@ class RunRecorder:
         workdir = tempfile.TemporaryDirectory(prefix="zcrxprof-run-")
         try:
             with signals_deferred():      # a started child is always known to the wrap-up below
-                rx = _Child(receiver_argv(spec, setup), "receiver")
+                rx = start_loadgen(receiver_argv(spec, setup), "receiver")
             t0 = time.monotonic()
-            port = rx.wait_listening(LISTEN_TIMEOUT_S)
+            port = wait_listening(rx, LISTEN_TIMEOUT_S)
             if port is not None:
                 with signals_deferred():
-                    tx = _Child(sender_argv(spec, setup, port), "sender")
+                    tx = start_loadgen(sender_argv(spec, setup, port), "sender")
             if self.probes is not None:
                 self.probes.begin_run([c.proc.pid for c in (rx, tx) if c is not None])
             ctx = RunContext(run_id=spec.run_id, topology=spec.topology, backend=setup.backend,
@@ -295,17 +179,12 @@ class RunRecorder:
     def _wrap_up(self, rx, tx, ctx, t0, started_at, t_wall, interrupted, hung) -> RunOutcome:
         """Stop the children (SIGINT, then their summaries), stop collectors, build the rows."""
         for child in (rx, tx):
-            if child is not None and child.proc.poll() is None:
-                child.signal(signal.SIGINT)
+            if child is not None:
+                child.stop(signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_S
         for child in (rx, tx):
-            if child is None:
-                continue
-            while child.proc.poll() is None and time.monotonic() < deadline:
-                child.read()
-                time.sleep(0.02)
-            child.read()
-            child.read()
+            if child is not None:
+                child.drain(deadline)
         if rx is not None:
             self._sample(round(time.monotonic() - t0, 3), [])
         tables: dict[str, list[dict]] = {}
@@ -319,7 +198,7 @@ class RunRecorder:
         outcome.first_sample_at = self.first_sample_at
         return outcome
 
-    def _loop(self, rx: _Child, tx: _Child | None, ctx: RunContext, t0: float) -> None:
+    def _loop(self, rx: LoadgenProcess, tx: LoadgenProcess | None, ctx: RunContext, t0: float) -> None:
         sel = selectors.DefaultSelector()
         for child in (rx, tx):
             if child is not None:
@@ -338,12 +217,12 @@ class RunRecorder:
                 for key, _ in sel.select(timeout=max(0.0, min(next_sample - now, 0.25))):
                     child = key.data
                     for rec in child.read():
-                        if child is rx and rec.get("type") == "interval":
+                        if child is rx and isinstance(rec, Interval):
                             self._progress(rec)
                     if child.eof:
                         sel.unregister(key.fileobj)
                 if not self.start_tried and self.collectors:
-                    tids = _thread_names(rx.proc.pid)
+                    tids = children.thread_names(rx.proc.pid)
                     if all(n in tids for n in expected):
                         ctx.tids = tids
                         self.start_tried = True
@@ -368,24 +247,24 @@ class RunRecorder:
         finally:
             sel.close()
 
-    def _progress(self, rec: dict) -> None:
+    def _progress(self, rec: Interval) -> None:
         """Show the receive rate: the rx threads' interval records, summed per reporting time."""
-        if self.progress is None or rec.get("role") != "rx":
+        if self.progress is None or rec.role != "rx":
             return
-        t = round(float(rec.get("t") or 0.0))
-        gbit = rec.get("bytes", 0) * 8 / 1e9 / max(rec.get("interval_s") or 0.0, 1e-9)
+        t = round(float(rec.t or 0.0))
+        gbit = rec.bytes * 8 / 1e9 / max(rec.interval_s or 0.0, 1e-9)
         self.rx_gbit_s[t] = self.rx_gbit_s.get(t, 0.0) + gbit
         self.progress.update(self.rx_gbit_s[t])
 
     def _outcome(self, rx, tx, started_at, elapsed_s, interrupted, hung, extra_tables) -> RunOutcome:
         spec, setup = self.spec, self.setup
-        rsum = rx.summary() if rx else None
-        tsum = tx.summary() if tx else None
+        rsum = _row(rx.summary()) if rx else None
+        tsum = _row(tx.summary()) if tx else None
         problems = []
         for child in (rx, tx):
             if child is None:
                 continue
-            err = child.error()
+            err = _row(child.error())
             code = child.proc.returncode
             if err:
                 problems.append(f"{child.name}: {err.get('message', '?')}"
@@ -416,8 +295,8 @@ class RunRecorder:
         rsum = rsum or {}
         run = {
             "run_id": spec.run_id, "repetition": spec.repetition, "topology": spec.topology,
-            "backend": setup.backend, "zero_copy": setup.backend == "zcrx",
-            "emulated": "; ".join(_emulated(rx, setup)), **setup.labels,
+            "backend": setup.backend, "zero_copy": is_zero_copy(setup.backend),
+            "emulated": join_emulated(_emulated(rx, setup)), **setup.labels,
             "rings": spec.rings, "workers": spec.workers, "connections": spec.connections,
             "work_ns_per_kib": spec.work_ns_per_kib, "rate_gbit_s": spec.rate_gbit_s,
             "duration_s": spec.duration_s, "sender": setup.placement.sender, "started_at": started_at,
@@ -427,7 +306,7 @@ class RunRecorder:
             "bytes_received": rsum.get("bytes_received"), "gbit_s": rsum.get("gbit_s"),
             "verify_errors": rsum.get("verify_errors"), "loadgen_duration_s": rsum.get("duration_s"),
         }
-        records = [(r, c) for c in (rx, tx) if c is not None for r in c.records]
+        records = [(r.row(), c) for c in (rx, tx) if c is not None for r in c.records]
         intervals = [r for r, _ in records if r.get("type") == "interval"]
         threads = [th for r, _ in records if r.get("type") == "summary" for th in (r.get("threads") or [])]
         regs = [r for r, c in records if r.get("type") == "registration" and c is rx]
@@ -453,16 +332,15 @@ class RunRecorder:
         return RunOutcome(tables, status, rsum.get("gbit_s"), list(self.notes))
 
 
-def _emulated(rx: _Child | None, setup: RunSetup) -> list[str]:
+def _row(rec: Record | None) -> dict | None:
+    """A record as the dict it was printed as (None stays None)."""
+    return rec.row() if rec is not None else None
+
+
+def _emulated(rx: LoadgenProcess | None, setup: RunSetup) -> list[str]:
     """What the run emulates: the load generator's own `emulated` tokens plus the place's."""
-    tokens: list[str] = []
-    for rec in (rx.records if rx else []):
-        for tok in rec.get("emulated") or []:
-            if tok not in tokens:
-                tokens.append(tok)
-    if setup.labels.get("accelerator") == "tcg":
-        tokens.append("tcg guest (timing emulated)")
-    return tokens
+    tokens = [tok for rec in (rx.records if rx else []) for tok in rec.emulated or []]
+    return list(dict.fromkeys(tokens + place_emulated(setup.labels.get("accelerator"))))
 
 
 def _with_run(rows: list[dict], run_id: int) -> list[dict]:

@@ -1,1 +1,1 @@
-"""Exports of datasets to other tools' formats (pyperf)."""
+"""Exports of datasets to other tools' formats (pyperf, Perfetto)."""

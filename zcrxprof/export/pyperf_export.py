@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pyperf
 
-from zcrxprof.analysis import Frames, per_run
+from zcrxprof.analysis import per_run
+from zcrxprof.dataset import Dataset
 from zcrxprof.errors import ZcrxprofError
 
 METRICS = {
@@ -47,9 +48,9 @@ def _metadata(row: pd.Series, dataset_name: str, description: str) -> dict:
     return {k: " ".join(str(v).split()) for k, v in meta.items() if str(v).strip()}
 
 
-def to_suite(frames: Frames) -> pyperf.BenchmarkSuite:
-    """The suite for ``frames`` (successful runs only)."""
-    runs = per_run(frames)
+def to_suite(ds: Dataset) -> pyperf.BenchmarkSuite:
+    """The suite for ``ds`` (usable runs only)."""
+    runs = per_run(ds)
     benches: dict[str, list[pyperf.Run]] = {}
     for _, row in runs.iterrows():
         for metric, (fn, description) in METRICS.items():
@@ -66,9 +67,9 @@ def to_suite(frames: Frames) -> pyperf.BenchmarkSuite:
     return pyperf.BenchmarkSuite([pyperf.Benchmark(r) for r in benches.values()])
 
 
-def export(frames: Frames, out: str | Path) -> int:
+def export(ds: Dataset, out: str | Path) -> int:
     """Write the suite to ``out`` (JSON; replaced if it exists); returns the number of benchmarks."""
-    suite = to_suite(frames)
+    suite = to_suite(ds)
     out = Path(out)
     try:
         suite.dump(str(out), replace=True)

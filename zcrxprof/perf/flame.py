@@ -11,7 +11,7 @@ import zlib
 import pandas as pd
 from matplotlib.figure import Figure
 
-TOPOLOGY_ORDER = ["single", "workers", "ifq-per-ring", "shared-ifq"]
+from zcrxprof.vocab import TOPOLOGIES
 KERNEL_COLOURS = ["#e6550d", "#fd8d3c", "#fdae6b", "#f16913"]
 USER_COLOURS = ["#3182bd", "#6baed6", "#9ecae1", "#4292c6"]
 
@@ -68,7 +68,7 @@ def figure(frame: pd.DataFrame, max_depth: int = 40, min_share: float = 0.002) -
         ax.set_axis_off()
         return fig
     if "topology" in frame.columns:
-        names = [t for t in TOPOLOGY_ORDER if t in set(frame["topology"])]
+        names = [t for t in TOPOLOGIES if t in set(frame["topology"])]
         names += sorted(set(frame["topology"]) - set(names))
         groups = [(t, frame[frame["topology"] == t]) for t in names]
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from zcrxprof.errors import ZcrxprofError
-from zcrxprof.perf.process import stop_perf
+from zcrxprof.perf.process import start_perf, stop_perf
 from zcrxprof.perf.tool import Perf, hardware_pmu
 
 COLUMNS = ["thread", "tid", "stack", "symbol", "dso", "space", "samples", "share"]
@@ -127,8 +127,7 @@ class ProfileSession:
         # the profile is symbolised right away on the same machine
         self.argv = [self.perf.path, "record", "-g", "-e", self.event, "-F", str(self.freq_hz), "--no-buildid",
                      "-t", ",".join(str(t) for t in self.tids), "-o", str(self.data), "-q"]
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = start_perf(self.argv)
         self.started = time.monotonic()
 
     def stop(self) -> pd.DataFrame:

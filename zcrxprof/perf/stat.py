@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from zcrxprof.errors import ZcrxprofError
-from zcrxprof.perf.process import stop_perf
+from zcrxprof.perf.process import start_perf, stop_perf
 from zcrxprof.perf.tool import Perf
 
 COLUMNS = ["t", "interval_s", "thread", "tid", "event", "value", "unit", "running_pct", "status", "runtime_ns"]
@@ -158,8 +158,7 @@ class StatSession:
 
     def start(self) -> None:
         """Start perf stat; ``started`` is the monotonic time counting began (± perf's start-up)."""
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = start_perf(self.argv)
         self.started = time.monotonic()
 
     def stop(self) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from zcrxprof.probes.tool import Point, ProbeTool, main
+from zcrxprof.probes.tool import Point, ProbeTool
 
 
 class PagePool(ProbeTool):
@@ -41,4 +41,5 @@ class PagePool(ProbeTool):
 
 
 if __name__ == "__main__":
+    from zcrxprof.probes.cli import main
     sys.exit(main(PagePool, __doc__))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from zcrxprof.probes.tool import Point, ProbeTool, main
+from zcrxprof.probes.tool import Point, ProbeTool
 
 
 class RingSched(ProbeTool):
@@ -40,8 +40,9 @@ class RingSched(ProbeTool):
         4: ("sched:sched_switch", "oncpu_ns"),
     }
     HISTOGRAMS = {0: ("sched:sched_switch", "wakeup_latency_ns")}
-    STATE_WORDS = 1     # woken_at, next to the thread's counters
+    STATE = ("woken_at",)   # the last wake-up not yet followed by a run, next to the thread's counters
 
 
 if __name__ == "__main__":
+    from zcrxprof.probes.cli import main
     sys.exit(main(RingSched, __doc__))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from zcrxprof.probes.tool import Point, ProbeTool, main
+from zcrxprof.probes.tool import Point, ProbeTool
 
 # io_uring_register opcodes worth naming in reports (include/uapi/linux/io_uring.h).
 REGISTER_OPCODES = {0: "REGISTER_BUFFERS", 1: "UNREGISTER_BUFFERS", 2: "REGISTER_FILES",
@@ -62,4 +62,5 @@ class UringWork(ProbeTool):
 
 
 if __name__ == "__main__":
+    from zcrxprof.probes.cli import main
     sys.exit(main(UringWork, __doc__))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 
-from zcrxprof.probes.tool import Point, ProbeTool, main
+from zcrxprof.probes.tool import Point, ProbeTool
 
 
 class ZcrxStat(ProbeTool):
@@ -56,4 +56,5 @@ class ZcrxStat(ProbeTool):
 
 
 if __name__ == "__main__":
+    from zcrxprof.probes.cli import main
     sys.exit(main(ZcrxStat, __doc__))

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zcrxprof.errors import ZcrxprofError
+
+if TYPE_CHECKING:
+    from zcrxprof.dataset import Dataset
 
 
 def default_output(dataset_dirs: list[Path]) -> Path:
@@ -16,16 +20,20 @@ def default_output(dataset_dirs: list[Path]) -> Path:
 
 def write(paths: list[str | Path], out: str | Path | None = None) -> Path:
     """Load the datasets, render the report and write it atomically; returns the file written."""
+    from zcrxprof import dataset
+
+    return write_dataset(dataset.load(paths), out)
+
+
+def write_dataset(ds: "Dataset", out: str | Path | None = None) -> Path:
+    """Render the report of loaded datasets and write it atomically (default: ``default_output``
+    of their directories); returns the file written."""
     import matplotlib
     matplotlib.use("Agg")
-    from zcrxprof import dataset
-    from zcrxprof.analysis import load
     from zcrxprof.report.render import build
 
-    dirs = [dataset.resolve(p) for p in paths]
-    frames = load(dirs)
-    text = build(frames)
-    target = Path(out) if out else default_output(dirs)
+    text = build(ds)
+    target = Path(out) if out else default_output(list(ds.paths.values()))
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")

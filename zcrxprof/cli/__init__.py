@@ -1,32 +1,30 @@
 """The `zcrxprof` command: parse, dispatch to one module per subcommand, print failures as one line.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``, which adds a parser and
-sets ``func(args) -> int`` on it. Modules import their heavy dependencies (pandas, bcc, …) inside
-``func`` so that ``--help`` and bad-argument errors stay fast.
+Each subcommand lives in its own module of this package (``record``, ``datasets`` for ls/show,
+``summary``, ``compare``, ``report``, ``export``, ``lab``, ``doctor``; ``text`` holds their shared
+plain-text helpers) exposing ``register(subparsers)``, which adds a parser
+and sets ``func(args) -> int`` on it. The command's work stays in its library module; these modules
+parse, call it and print. They import heavy dependencies (pandas, bcc, …) inside ``func`` so that
+``--help`` and bad-argument errors stay fast.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from zcrxprof import __version__
+from zcrxprof.cli import compare, datasets, doctor, export, lab, record, report, summary
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 # Subcommand modules, in the order `zcrxprof --help` lists them (data flow order).
-COMMAND_MODULES = [
-    "zcrxprof.collect.cli",     # record
-    "zcrxprof.datasets_cli",    # ls, show
-    "zcrxprof.report.cli",      # report
-    "zcrxprof.export.cli",      # export
-    "zcrxprof.lab_cli",         # lab prepare|run|status
-    "zcrxprof.doctor",          # doctor
-]
+COMMAND_MODULES = (record, datasets, summary, compare, report, export, lab, doctor)
 
 EPILOG = """\
 examples:
   zcrxprof record --rings 4            # all four topologies, 3 x 10 s each, into datasets/
   zcrxprof ls                          # recorded datasets
+  zcrxprof summary NAME                # the claims it supports, as plain text (80 columns)
+  zcrxprof compare A B                 # B against A, configuration by configuration
   zcrxprof report datasets/NAME        # one self-contained HTML file
   zcrxprof lab run -- uname -r         # run a command inside the kernel lab guest
   zcrxprof doctor                      # what this machine can measure
@@ -56,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"zcrxprof {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # subcommand not built yet
-            raise
+    for mod in COMMAND_MODULES:
         mod.register(sub)
     return ap
 
@@ -89,6 +81,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zcrxprof: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

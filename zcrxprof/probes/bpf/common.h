@@ -1,14 +1,16 @@
 /* Shared by every zcrxprof probe program (prepended to its text by zcrxprof/probes/tool.py).
  *
  * Every traced thread owns a *slot*: an index into array maps that hold its counters (`counts`,
- * NMETRICS per slot) and its log2 histograms (`hists`, NHISTS x 65 buckets per slot), so the hot
+ * NMETRICS per slot) and its log2 histograms (`hists`, NHISTS x NBUCKETS per slot), so the hot
  * path does no hash lookup. A thread finds its slot through BPF task local storage (`thread_refs`),
  * which also caches the filter decision for the filter generation it was made in. A slot is
  * allocated once per traced thread (atomic fetch-add on `slot_alloc`); `slot_info` (slot -> tid,
  * tgid) and `tid_slots` (tid -> slot, written once at allocation) let userspace and the events about
  * *another* thread (the wakee of sched_wakeup, ...) find it. Task storage dies with its task, the
- * arrays do not: an exited thread's counts stay readable. NSLOTS, NMETRICS and NHISTS come from the
- * loader; threads beyond NSLOTS are counted in `slot_alloc.overflows` and not traced.
+ * arrays do not: an exited thread's counts stay readable. NSLOTS, NMETRICS, NHISTS, NSTATE, NBUCKETS
+ * (log2 buckets: bucket 0 is value 0, bucket k is [2^(k-1), 2^k - 1]) and the filter_mode bits
+ * FILTER_TGID / FILTER_TID come from the loader (zcrxprof/probes/tool.py, as -D flags); threads
+ * beyond NSLOTS are counted in `slot_alloc.overflows` and not traced.
  * Which threads count is decided here, through maps userspace fills at any time, so a collector
  * can attach before its workload starts and name the process later (set_targets).
  */
@@ -18,12 +20,8 @@
  * 0 would silently zero `perf stat -e sched:sched_switch` machine-wide while a probe runs. */
 #define TP_PASS 1
 
-#define FILTER_TGID 1   /* count only threads whose process is in target_tgids */
-#define FILTER_TID  2   /* count only threads in target_tids */
-
 #define NO_SLOT   0xffffffffu   /* not traced, or no slot left */
 #define SLOT_FULL 0xffffffffu   /* thread_ref.slot1: the thread asked for a slot and none was left */
-#define NBUCKETS  65            /* log2 buckets: slot 0 is value 0, slot k is [2^(k-1), 2^k - 1] */
 #define LINE_WORDS 8            /* one cache line of padding after each row: two threads' rows,
                                  * written from different CPUs, never share a line */
 

@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(res.stdout)
         sys.stderr.write(res.stderr)
-        label = "emulated (TCG)" if res.emulated else "KVM"
+        label = "emulated (TCG)" if res.emulated_timing else "KVM"
         note = f"; killed after {args.timeout:.0f} s" if res.timed_out else ""
         print(f"zcrxprof lab: {res.kernel}, {label}, boot {res.boot_s:.1f} s, command {res.command_s:.1f} s, "
               f"exit {res.returncode}{note}", file=sys.stderr)

@@ -1,24 +1,19 @@
 """Fetch Debian packages from suites the host does not use, without touching its apt setup.
 
 A private apt configuration (sources, lists, cache) lives under the cache directory; packages are
-downloaded as .debs and extracted with ``dpkg-deb -x`` — never installed system-wide. Used by set-up
-(liburing and uapi headers for the load generator) and by the kernel lab (kernels and headers).
-Stdlib only: set-up runs it before the project's venv exists (``python3 -m zcrxprof.debarchive``).
-
-Examples:
-    python3 -m zcrxprof.debarchive resolve liburing-dev --min 2.15
-    python3 -m zcrxprof.debarchive extract liburing-dev liburing2 --dest .build/sysroot
+downloaded as .debs and extracted with ``dpkg-deb -x`` — never installed system-wide. Used by the
+kernel lab (kernels and headers) and by set-up (liburing and uapi headers for the load generator,
+through ``scripts/debarchive.py``). Stdlib only: set-up runs it before the project's venv exists.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from zcrxprof import paths
 from zcrxprof.errors import ZcrxprofError
 
 SOURCES = (
@@ -28,13 +23,8 @@ SOURCES = (
 LISTS_MAX_AGE_S = 24 * 3600
 
 
-def cache_dir() -> Path:
-    """Machine-wide cache for downloads (``ZCRXPROF_CACHE``, default /var/cache/zcrxprof)."""
-    return Path(os.environ.get("ZCRXPROF_CACHE", "/var/cache/zcrxprof"))
-
-
 def _apt_root() -> Path:
-    root = cache_dir() / "apt"
+    root = paths.cache_dir() / "apt"
     (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     (root / "debs").mkdir(parents=True, exist_ok=True)
@@ -139,35 +129,3 @@ def extract(deb: Path, dest: Path) -> None:
     """Unpack a .deb's files under dest (no maintainer scripts run)."""
     dest.mkdir(parents=True, exist_ok=True)
     _run(["dpkg-deb", "-x", str(deb), str(dest)])
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m zcrxprof.debarchive", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("resolve", help="print the version that would be used")
-    r.add_argument("package")
-    r.add_argument("--min")
-    r.add_argument("--pin")
-    x = sub.add_parser("extract", help="download PKG[=VER]… and unpack them under --dest")
-    x.add_argument("packages", nargs="+", metavar="PKG[=VER]")
-    x.add_argument("--dest", required=True, type=Path)
-    x.add_argument("--min", help="minimum version for packages given without =VER")
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "resolve":
-            print(resolve(args.package, args.min, args.pin))
-        else:
-            for spec in args.packages:
-                name, _, ver = spec.partition("=")
-                ver = ver or resolve(name, args.min)
-                extract(download(name, ver), args.dest)
-                print(f"{name}={ver}")
-    except ZcrxprofError as exc:
-        print(f"zcrxprof: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

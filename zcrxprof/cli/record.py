@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from zcrxprof import vocab
 from zcrxprof.collect import plugins
-from zcrxprof.collect.plan import BACKENDS, DEFAULT_WORK_NS_PER_KIB, parse_list, parse_topologies
+from zcrxprof.collect.plan import BACKEND_CHOICES, DEFAULT_WORK_NS_PER_KIB, parse_list, parse_topologies
 from zcrxprof.errors import UsageError
 
 DESCRIPTION = """\
@@ -29,7 +30,8 @@ examples:
   zcrxprof record --probes none --repeat 1 --name quick-look
 """
 
-MIN_NODEV_KERNEL = (7, 1)
+NODEV = vocab.BACKEND_NEEDS["zcrx-nodev"]             # the zcrx feature --backend zcrx-nodev needs
+NODEV_KERNEL = vocab.version_text(vocab.ZCRX_FEATURES[NODEV])
 
 
 def register(subparsers) -> None:
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("record", help="record topologies into a dataset", description=DESCRIPTION,
                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--topology", default="all", metavar="LIST",
-                   help="topologies: single,workers,ifq-per-ring,shared-ifq or all (default all)")
+                   help=f"topologies: {','.join(vocab.TOPOLOGIES)} or all (default all)")
     p.add_argument("--rings", default="2", metavar="LIST",
                    help="rings (workers for `workers`) per run; a list sweeps (default 2)")
     p.add_argument("--work-ns-per-kib", default=f"{DEFAULT_WORK_NS_PER_KIB:g}", metavar="LIST",
@@ -49,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--repeat", type=int, default=3, metavar="N", help="repetitions of every run (default 3)")
     p.add_argument("--interval", type=float, default=1.0, metavar="S",
                    help="sampling interval of loadgen, probes and /proc (default 1)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                    help="auto: zcrx-nodev in the kernel lab, copy on the host (default auto)")
     p.add_argument("--ifname", help="zcrx backend: the NIC")
     p.add_argument("--queue", type=int, help="zcrx backend: the NIC's RX queue")
@@ -68,12 +70,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_record, record_parser=p)
 
 
-def _kernel_at_least(want: tuple[int, int]) -> bool:
-    import re
-    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    return bool(m) and (int(m.group(1)), int(m.group(2))) >= want
-
-
 def resolve_backend(args: argparse.Namespace, in_lab: bool) -> str:
     """The backend to record with; UsageError for combinations this place cannot run."""
     backend = args.backend
@@ -87,8 +83,8 @@ def resolve_backend(args: argparse.Namespace, in_lab: bool) -> str:
                          "with the sender on another host")
     if args.ifname is not None:
         raise UsageError(f"--ifname/--queue only apply to --backend zcrx (not {backend})")
-    if backend == "zcrx-nodev" and not args.kernel and not _kernel_at_least(MIN_NODEV_KERNEL):
-        raise UsageError(f"--backend zcrx-nodev needs kernel >= 7.1 (ZCRX_REG_NODEV); this host runs "
+    if backend == "zcrx-nodev" and not args.kernel and not vocab.kernel_has(os.uname().release, NODEV):
+        raise UsageError(f"--backend zcrx-nodev needs kernel >= {NODEV_KERNEL} (ZCRX_REG_NODEV); this host runs "
                          f"{os.uname().release}: add --kernel VER to record in the kernel lab")
     return backend
 
@@ -99,7 +95,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from zcrxprof.collect import guest, record
     from zcrxprof.collect.plan import build_plan
     from zcrxprof.collect.probeset import parse_probes
-    in_lab = bool(os.environ.get("ZCRXPROF_LAB"))
+    in_lab = vocab.in_lab()
     topologies = parse_topologies(args.topology)
     rings = parse_list(args.rings, int, "--rings", 1)
     works = parse_list(args.work_ns_per_kib, int, "--work-ns-per-kib", 0)
@@ -123,10 +119,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         from zcrxprof import lab
         kernel = lab.prepared(args.kernel)      # not prepared, or damaged: one line naming the fix
         config = kernel.config()       # empty when the kernel ships no config: then the version decides
-        why = ("is older" if lab.version_tuple(kernel.version) < MIN_NODEV_KERNEL else
+        why = ("is older" if not vocab.kernel_has(kernel.version, NODEV) else
                "lacks it" if config and config.get("CONFIG_IO_URING_ZCRX") != "y" else None)
         if backend == "zcrx-nodev" and why:   # refused here, before the guest boots
-            raise UsageError(f"record --kernel {kernel.version}: --backend zcrx-nodev needs a kernel >= 7.1 "
+            raise UsageError(f"record --kernel {kernel.version}: --backend zcrx-nodev needs a kernel >= {NODEV_KERNEL} "
                              f"built with CONFIG_IO_URING_ZCRX (ZCRX_REG_NODEV) and this one {why}; prepare a "
                              f"newer one (`zcrxprof lab prepare`) or record with --backend copy")
         dest = (args.out or dataset.default_root()) / record.dataset_name(opts, "lab")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from zcrxprof.errors import ZcrxprofError
+from zcrxprof.vocab import is_emulated_timing, is_zero_copy
 
 
 def register(subparsers) -> None:
@@ -51,50 +52,29 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_frame(ds):
-    """Medians per topology (and per swept parameter) of the runs that ended ok."""
-    import pandas as pd
-    runs = ds["runs"]
-    ok = runs[runs["status"] == "ok"]
-    threads = ds["threads"]
-    rx = threads[threads["role"].isin(["rx", "worker"])]
-    cpu = rx.groupby("run_id")[["utime_ns", "stime_ns"]].sum().sum(axis=1).rename("cpu_ns")
-    csw = rx.groupby("run_id")[["nvcsw", "nivcsw"]].sum().sum(axis=1).rename("csw")
-    per_run = ok.set_index("run_id").join(cpu).join(csw)
-    per_run["cpu_ns_per_kib"] = per_run["cpu_ns"] / (per_run["bytes_received"] / 1024).where(per_run["bytes_received"] > 0)
-    per_run["csw_per_s"] = per_run["csw"] / per_run["loadgen_duration_s"].where(per_run["loadgen_duration_s"] > 0)
-    per_run["n"] = per_run["workers"].where(per_run["topology"] == "workers", per_run["rings"])
-    keys = ["topology", "n", "work_ns_per_kib", "rate_gbit_s"]
-    if per_run.empty:
-        return pd.DataFrame(columns=keys + ["runs", "gbit_s_median", "gbit_s_min", "gbit_s_max",
-                                            "cpu_ns_per_kib_median", "csw_per_s_median"])
-    g = per_run.groupby(keys, sort=False)
-    out = pd.DataFrame({
-        "runs": g.size(),
-        "gbit_s_median": g["gbit_s"].median(), "gbit_s_min": g["gbit_s"].min(), "gbit_s_max": g["gbit_s"].max(),
-        "cpu_ns_per_kib_median": g["cpu_ns_per_kib"].median(), "csw_per_s_median": g["csw_per_s"].median(),
-    }).reset_index()
-    return out
-
-
 def labels(meta: dict) -> str:
     """One line naming backend, kernel, where it ran, and what is emulated."""
     place = meta.get("place") or {}
     where = place.get("where") or "?"
     if where == "lab":
-        where = f"lab guest ({place.get('accelerator') or '?'}{', emulated timing' if place.get('accelerator') == 'tcg' else ''})"
+        where = f"lab guest ({place.get('accelerator') or '?'}{', emulated timing' if is_emulated_timing(place.get('accelerator')) else ''})"
     backend = meta.get("backend") or "?"
-    zc = "zero-copy" if backend == "zcrx" else "not zero-copy"
+    zc = "zero-copy" if is_zero_copy(backend) else "not zero-copy"
     emulated = "; ".join(meta.get("emulated") or []) or "nothing"
     return f"backend {backend} ({zc}) · kernel {place.get('kernel') or '?'} · {where} · emulated: {emulated}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print one dataset's labels and its medians per topology."""
+    import sys
+
     from zcrxprof import dataset
+    from zcrxprof.analysis.summary import topology_summary
     ds = dataset.load(args.dataset, args.root)
+    for note in dataset.absent_notes(ds):
+        print(note, file=sys.stderr)
     meta = ds.metadata
-    frame = summary_frame(ds)
+    frame = topology_summary(ds)
     if args.json:
         for rec in frame.to_dict(orient="records"):
             print(json.dumps(rec, default=float))
@@ -104,6 +84,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     plan = meta.get("plan") or {}
     print(f"{ds.name}: {'complete' if meta.get('complete') else 'PARTIAL (recording did not finish)'}, "
           f"{len(runs)}/{plan.get('runs', '?')} runs ({', '.join(f'{v} {k}' for k, v in status.items()) or 'none'})")
+    print(dataset.usable_summary(runs))
     print(labels(meta))
     machine = meta.get("machine") or {}
     print(f"machine: {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores; "
@@ -112,7 +93,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for _, r in failed.iterrows():
         print(f"  run {r.run_id} ({r.topology}) failed: {r.error.splitlines()[0] if r.error else '?'}")
     if frame.empty:
-        print("no completed runs")
+        print("no usable runs")
         return 0
     rows = [[r.topology, int(r.n), f"{r.work_ns_per_kib:g}", f"{r.rate_gbit_s:g}" if r.rate_gbit_s else "-",
              int(r.runs), f"{r.gbit_s_median:.2f}", f"{r.gbit_s_min:.2f}–{r.gbit_s_max:.2f}",

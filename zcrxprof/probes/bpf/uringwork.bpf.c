@@ -1,16 +1,9 @@
 /* uringwork: per-thread io_uring task-work runs, CQ overflows and registrations, from tracepoints.
  *
  * HAVE_FIELD_<event>_<field> tells which optional fields the running kernel's format has
- * (io_uring_task_work_run lost `loops` in 6.x). Metric ids are mirrored in zcrxprof/probes/uringwork.py.
+ * (io_uring_task_work_run lost `loops` in 6.x).
+ * Metric, histogram and state ids (M_*, H_*, S_*) come from zcrxprof/probes/uringwork.py as -D flags.
  */
-#define M_LOCAL_RUNS     0   /* io_uring_local_work_run (DEFER_TASKRUN rings) */
-#define M_LOCAL_ITEMS    1   /* ... task-work items run */
-#define M_LOCAL_LOOPS    2   /* ... loops */
-#define M_TASK_RUNS      3   /* io_uring_task_work_run */
-#define M_TASK_ITEMS     4   /* ... items */
-#define M_TASK_LOOPS     5   /* ... loops (kernels whose format has it) */
-#define M_CQE_OVERFLOWS  6   /* io_uring_cqe_overflow */
-#define H_LOCAL_ITEMS    0   /* log2 histogram of items per local work run */
 
 struct register_key {
     u32 tid;

@@ -2,14 +2,9 @@
  *
  * Both run in softirq context; events are attributed to the thread that was running (tid 0 = idle),
  * so a --pid filter keeps only the work done in the target's context. Meaningful with a real NIC:
- * zcrx-nodev has no page pool and no NAPI. Metric ids are mirrored in zcrxprof/probes/pagepool.py.
+ * zcrx-nodev has no page pool and no NAPI.
+ * Metric, histogram and state ids (M_*, H_*, S_*) come from zcrxprof/probes/pagepool.py as -D flags.
  */
-#define M_HOLDS          0   /* page_pool_state_hold: buffers handed out by a pool */
-#define M_RELEASES       1   /* page_pool_state_release: buffers returned to a pool */
-#define M_POLLS          2   /* napi_poll */
-#define M_POLL_WORK      3   /* ... packets processed */
-#define M_POLL_FULL      4   /* ... polls that used their whole budget (more work pending) */
-#define H_POLL_WORK      0   /* log2 histogram of work per poll */
 
 #ifdef HAVE_TP_page_pool__page_pool_state_hold
 TRACEPOINT_PROBE(page_pool, page_pool_state_hold)
@@ -38,7 +33,7 @@ static __always_inline void on_napi_poll(int work, int budget)
     if (work > 0)
         add_own(c, M_POLL_WORK, work);
     if (work >= budget)
-        add_own(c, M_POLL_FULL, 1);
+        add_own(c, M_POLL_FULL_BUDGET, 1);
     hist_own(slot, H_POLL_WORK, work > 0 ? work : 0);
 }
 

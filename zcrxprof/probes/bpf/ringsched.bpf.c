@@ -4,15 +4,9 @@
  * Wake-ups and migrations name another thread: its slot is looked up by tid (tid_slots), so a thread
  * is traced from its first switch-out on. sched_switch, sched_wakeup and sched_wakeup_new have a raw
  * tracepoint variant, compiled (RAW_TP_<event>) when the kernel's BTF has the arguments it expects.
- * Metric ids are mirrored in zcrxprof/probes/ringsched.py.
+ *
+ * Metric, histogram and state ids (M_*, H_*, S_*) come from zcrxprof/probes/ringsched.py as -D flags.
  */
-#define M_SWITCH_VOLUNTARY  0   /* switched out while sleeping (what /proc counts as voluntary) */
-#define M_SWITCH_PREEMPTED  1   /* switched out while runnable (involuntary) */
-#define M_MIGRATIONS        2   /* sched_migrate_task */
-#define M_WAKEUPS           3   /* sched_wakeup + sched_wakeup_new of the thread */
-#define M_ONCPU_NS          4   /* time on CPU, switch-in to switch-out */
-#define H_WAKEUP_LATENCY_NS 0   /* wake-up to switch-in */
-#define S_WOKEN_AT          0   /* state word: last wake-up not yet followed by a run (NSTATE = 1) */
 
 #define TASK_REPORT_MAX 0x100   /* prev_state of a preempted task (include/linux/sched.h) */
 

@@ -3,20 +3,8 @@
  * Each function has an fentry/fexit handler (kfunc__/kretfunc__, BTF arguments in ctx[]) and a
  * kprobe/kretprobe handler (pt_regs); zcrxprof/probes/ladder.py attaches whichever the kernel
  * accepts. ARITY_<fn> (the BTF argument count, for fexit's return slot) comes from the loader.
- * Metric ids are mirrored in zcrxprof/probes/zcrxstat.py.
+ * Metric, histogram and state ids (M_*, H_*, S_*) come from zcrxprof/probes/zcrxstat.py as -D flags.
  */
-#define M_RECV_CALLS    0   /* io_zcrx_recv returned */
-#define M_RECV_BYTES    1   /* ... with this many bytes (> 0) */
-#define M_RECV_EAGAIN   2   /* ... with nothing (<= 0): -EAGAIN, requeue or error */
-#define M_RECVZC_CALLS  3   /* io_recvzc: RECV_ZC issued (incl. multishot re-issues) */
-#define M_CQES          4   /* io_zcrx_queue_cqe: one data CQE each */
-#define M_CQE_BYTES     5   /* ... its len */
-#define M_COPY_CHUNKS   6   /* io_zcrx_copy_chunk returned > 0: a copy-fallback chunk */
-#define M_COPY_BYTES    7   /* ... bytes copied */
-#define M_REFILL_CALLS  8   /* io_pp_zc_alloc_netmems returned (page pool asked for buffers) */
-#define M_REFILL_EMPTY  9   /* ... 0: refill ring and freelist empty (starvation) */
-#define M_FLUSHES      10   /* zcrx_flush_rq: the kernel drained the refill ring (ZCRX_CTRL_FLUSH_RQ) */
-#define H_RECV_BYTES    0   /* log2 histogram of bytes per io_zcrx_recv call */
 
 static __always_inline int on_recv_return(long ret)
 {
@@ -30,7 +18,7 @@ static __always_inline int on_recv_return(long ret)
         add(c, M_RECV_BYTES, ret);
         hist(slot, H_RECV_BYTES, ret);
     } else {
-        add(c, M_RECV_EAGAIN, 1);
+        add(c, M_RECV_NODATA, 1);
     }
     return 0;
 }

@@ -23,7 +23,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and print its path."""
-    from zcrxprof.report import write
+    import sys
 
-    print(write(args.datasets, args.output))
+    from zcrxprof import dataset
+    from zcrxprof.report import write_dataset
+
+    ds = dataset.load(args.datasets)
+    for note in dataset.absent_notes(ds):
+        print(note, file=sys.stderr)
+    print(write_dataset(ds, args.output))
     return 0

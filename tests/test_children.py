@@ -1,0 +1,134 @@
+"""zcrxprof.children, the one process policy: own process group, SIGINT → deadline → SIGKILL of
+the whole group, death with the parent, stop signals raised or deferred in one way."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from zcrxprof import children
+from zcrxprof.errors import ZcrxprofError
+
+# ignores SIGINT, starts a grandchild in its group, prints both pids, then sleeps
+STUBBORN = textwrap.dedent("""
+    import signal, subprocess, sys, time
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kid = subprocess.Popen(["sleep", "600"])
+    print(kid.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """The pids still alive after at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(children.alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if children.alive(p)]
+
+
+def test_a_child_leads_its_own_group_and_a_stubborn_one_is_killed_with_its_group():
+    p = children.start([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True)
+    grandchild = int(p.stdout.readline())
+    assert os.getpgid(p.pid) == p.pid != os.getpgid(0)
+    assert sorted(children.group_members(p.pid)) == sorted([p.pid, grandchild])
+    assert grandchild in children.descendants(p.pid)
+    _, _, killed = children.stop(p, grace_s=0.5)
+    assert killed and p.returncode == -signal.SIGKILL
+    assert wait_gone([grandchild]) == [] and children.group_members(p.pid) == []
+
+
+def test_a_child_that_obeys_sigint_is_not_killed():
+    p = children.start([sys.executable, "-c", "import time\ntry: time.sleep(600)\nexcept KeyboardInterrupt: print('bye')"],
+                       stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)        # the interpreter is up and in the sleep (a SIGINT earlier only ends it sooner)
+    out, _, killed = children.stop(p, grace_s=30)
+    assert not killed and p.returncode in (0, -signal.SIGINT)
+
+
+def test_a_command_that_cannot_start_is_one_line():
+    with pytest.raises(ZcrxprofError, match="cannot start /nonexistent/x"):
+        children.start(["/nonexistent/x"])
+
+
+# a parent that starts `sleep` (with or without the death signal), prints its pid, then waits
+PARENT = textwrap.dedent("""
+    import sys, time
+    from zcrxprof import children
+    p = children.start(["sleep", "600"], die_with_parent=sys.argv[1] == "1")
+    print(p.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("die", [True, False], ids=["die_with_parent", "control"])
+def test_die_with_parent_kills_the_child_when_the_parent_is_sigkilled(die):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, "1" if die else "0"], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    try:
+        left = wait_gone([child], timeout=5 if die else 1)
+        assert left == ([] if die else [child])
+    finally:
+        if children.alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_guard_kills_the_whole_group_when_the_parent_dies():
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time, subprocess
+        from zcrxprof import children
+        g = children.start(["sh", "-c", "sleep 600 & echo $!; wait"], guard=True, stdout=subprocess.PIPE, text=True)
+        print(g.pid, g.stdout.readline().strip(), flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    guard, sleeper = map(int, parent.stdout.readline().split())
+    parent.kill()
+    parent.wait()
+    assert wait_gone([guard, sleeper]) == []
+    assert children.group_members(guard) == []
+
+
+def test_raising_signals_raises_once_and_restores():
+    before = signal.getsignal(signal.SIGTERM)
+    with children.raising_signals(once=True) as stop:
+        with pytest.raises(children.Stopped) as exc:
+            signal.raise_signal(signal.SIGTERM)
+        assert exc.value.signum == signal.SIGTERM and exc.value.exit_status == 143
+        assert isinstance(exc.value, KeyboardInterrupt)
+        signal.raise_signal(signal.SIGHUP)          # later ones are noted, not raised
+        assert stop.received == [signal.SIGTERM, signal.SIGHUP] and stop.first == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_unless_handled_keeps_the_callers_handler():
+    with children.raising_signals(once=True) as outer:
+        with children.raising_signals(unless_handled=True):
+            with pytest.raises(children.Stopped):
+                signal.raise_signal(signal.SIGTERM)
+        assert outer.received == [signal.SIGTERM]       # the outer policy took it
+
+
+def test_signals_deferred_holds_and_delivers_at_the_end():
+    with children.raising_signals() as stop:
+        with pytest.raises(children.Stopped) as exc:
+            with children.signals_deferred():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+                done = True                             # the step ran to its end
+        assert done and exc.value.signum == signal.SIGINT and stop.received == [signal.SIGINT]
+
+
+def test_thread_names_of_a_process():
+    names = children.thread_names(os.getpid())
+    assert names
+    for name, tid in names.items():     # threads sharing a name: the last one read is kept
+        assert (Path(f"/proc/{os.getpid()}/task/{tid}/comm")).read_text().strip() == name
+    assert children.thread_names(2 ** 22 + 1) == {}
