@@ -2,14 +2,13 @@
 around every test and around the session (tests/leftovers.py says what it looks for)."""
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import leftovers
-from lab_guest import TIMEOUT_S as LAB_GUEST_TIMEOUT_S, SharedBoot, boot_shared_guest
+from lab_guest import TIMEOUT_S as LAB_GUEST_TIMEOUT_S, BackgroundBoot, SharedBoot
 from zcrxprof import lab, loadgen, netns
 
 
@@ -19,17 +18,32 @@ def pytest_configure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """A test that may be the one booting the shared lab guest gets the time that boot needs."""
+    """A test that may wait for the shared lab guest gets the time that boot needs; those tests run last."""
+    waits = lambda item: bool(LAB_FIXTURES & set(getattr(item, "fixturenames", ())))
     for item in items:
-        if "lab_guest" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.timeout(LAB_GUEST_TIMEOUT_S + 60))
+        if waits(item):
+            item.add_marker(pytest.mark.timeout(2 * LAB_GUEST_TIMEOUT_S + 60))
+    # the session's lab work runs beside the host tests from the start: its tests go last, to find it done
+    items.sort(key=waits)
+
+
+_shared_boot: BackgroundBoot | None = None
+LAB_FIXTURES = {"lab_guest", "lab_record"}     # the tests that wait for the session's lab work
 
 
 @pytest.fixture(scope="session", autouse=True)
-def nothing_left_by_the_session() -> Iterator[None]:
-    """After the session (its shared fixtures too): nothing of ours is left."""
-    with leftovers.nothing_left():
-        yield
+def nothing_left_by_the_session(request) -> Iterator[None]:
+    """After the session (its shared fixtures too): nothing of ours is left. When a collected test
+    needs the shared lab guest, its boot starts here, first, and runs beside the host tests."""
+    global _shared_boot
+    with leftovers.nothing_left(background=True):
+        if any(LAB_FIXTURES & set(getattr(item, "fixturenames", ())) for item in request.session.items):
+            _shared_boot = BackgroundBoot(lab.prepare(check_archive=False))
+        try:
+            yield
+        finally:
+            if _shared_boot:
+                _shared_boot.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -60,10 +74,16 @@ def lab_kernel() -> lab.LabKernel:
 
 
 @pytest.fixture(scope="session")
-def lab_guest(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> Iterator[SharedBoot]:
-    """The one lab guest boot the lab tests share (lab_guest.py says what runs in it)."""
-    boot = boot_shared_guest(lab_kernel)
-    try:
-        yield boot
-    finally:
-        shutil.rmtree(boot.out, ignore_errors=True)
+def lab_guest(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> SharedBoot:
+    """The one lab guest boot the lab tests share (lab_guest.py says what runs in it), started at
+    the beginning of the session; its files go with the session."""
+    assert _shared_boot is not None, "the session's lab work was not started"
+    return _shared_boot.wait()
+
+
+@pytest.fixture(scope="session")
+def lab_record(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> tuple[dict, Path]:
+    """`record --kernel` run by the session's lab work after the shared boot (lab_guest.py:
+    RECORD_ARGV): its status and stderr, and the dataset's path."""
+    assert _shared_boot is not None, "the session's lab work was not started"
+    return _shared_boot.wait_record()

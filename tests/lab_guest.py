@@ -18,13 +18,18 @@ the signals sent to `zcrxprof lab run` while QEMU starts) cannot share it.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from zcrxprof import lab
+from leftovers import BACKGROUND_VAR
+from zcrxprof import children, lab
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "loadgen" / "zcrx-loadgen"
@@ -105,18 +110,75 @@ def _script(k: lab.LabKernel, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def boot_shared_guest(k: lab.LabKernel) -> SharedBoot:
-    """Boot ``k`` once and run every part; the caller removes ``out`` (see conftest.py)."""
-    out = Path(lab.RUNS_DIR) / f"test-shared-{time.time_ns()}"
-    out.mkdir(parents=True)
+RECORD_ARGV = ["--topology", "single,shared-ifq", "--rings", "2", "--duration", "2", "--repeat", "1",
+               "--probes", "zcrxstat", "--name", "lab"]    # test_collect_lab.py's recording
+
+
+def _run_background(version: str, out: Path) -> None:
+    """The session's lab work, one guest at a time: boot ``version`` once and run every part
+    (``out/result.json``: the LabResult), then ``record --kernel`` (``out/record.json``: its
+    status and stderr; the dataset in ``out/record/lab``)."""
+    k = lab.prepared(version)
     (out / "probes.py").write_text(PROBES)
     (out / "guest.sh").write_text(_script(k, out))
     res = lab.run(["sh", str(out / "guest.sh")], kernel=k.version, cwd=ROOT, timeout=TIMEOUT_S)
-    print(f"\nshared lab guest {res.kernel} ({res.accelerator}): boot {res.boot_s:.0f} s, "
-          f"command {res.command_s:.0f} s, status {res.returncode}")
-    return SharedBoot(res, out)
+    (out / "result.json").write_text(json.dumps(lab.result_dict(res)))
+    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", version, *RECORD_ARGV,
+                        "--out", str(out / "record")], capture_output=True, text=True, timeout=TIMEOUT_S,
+                       stdin=subprocess.DEVNULL)
+    (out / "record.json").write_text(json.dumps({"returncode": p.returncode, "stderr": p.stderr[-3000:]}))
+
+
+class BackgroundBoot:
+    """The session's lab work (``_run_background``), started at the beginning of the session in a
+    process of its own so that it runs while the host tests do (its processes carry
+    leftovers.BACKGROUND_VAR: the per-test leftover check leaves them to the session's); the lab
+    tests wait for their part of it."""
+
+    def __init__(self, k: lab.LabKernel) -> None:
+        self.kernel = k.version
+        self.out = Path(lab.RUNS_DIR) / f"test-shared-{time.time_ns()}"
+        self.out.mkdir(parents=True)
+        self.log = self.out / "background.log"
+        with open(self.log, "wb") as log:
+            self.proc = children.start([sys.executable, __file__, k.version, str(self.out)], die_with_parent=True,
+                                       env={**os.environ, BACKGROUND_VAR: "1"}, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        self._boot: SharedBoot | None = None
+
+    def _wait_for(self, name: str) -> Path:
+        """``out/name`` once the background process wrote it (AssertionError with its log if it never does)."""
+        deadline = time.monotonic() + 2 * TIMEOUT_S
+        path = self.out / name
+        while not path.is_file() and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert path.is_file(), f"the session's lab work wrote no {name}: {self.log.read_text()[-2000:]}"
+        return path
+
+    def wait(self) -> SharedBoot:
+        """The shared boot's result."""
+        if self._boot is None:
+            res = lab.LabResult(**json.loads(self._wait_for("result.json").read_text()))
+            print(f"\nshared lab guest {res.kernel} ({res.accelerator}): boot {res.boot_s:.0f} s, "
+                  f"command {res.command_s:.0f} s, status {res.returncode}")
+            self._boot = SharedBoot(res, self.out)
+        return self._boot
+
+    def wait_record(self) -> tuple[dict, Path]:
+        """``record --kernel``'s status and stderr, and its dataset's path."""
+        return json.loads(self._wait_for("record.json").read_text()), self.out / "record" / "lab"
+
+    def stop(self) -> None:
+        """Stop the lab work if it still runs (a session that never waited for it); remove its files."""
+        if self.proc.poll() is None:
+            children.stop(self.proc, grace_s=10, sig=signal.SIGTERM)
+        shutil.rmtree(self.out, ignore_errors=True)
 
 
 def records(text: str) -> list[dict]:
     """The JSON records of a load generator's output."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+if __name__ == "__main__":          # the background process of BackgroundBoot
+    _run_background(sys.argv[1], Path(sys.argv[2]))

@@ -39,6 +39,7 @@ from zcrxprof.children import children_of as children  # noqa: F401
 
 SESSION_VAR = "ZCRXPROF_TEST_SESSION"
 TAG_VAR = "ZCRXPROF_TEST_TAG"
+BACKGROUND_VAR = "ZCRXPROF_TEST_BACKGROUND"   # a session-long process (the shared lab guest boot)
 TRACEFS = Path("/sys/kernel/tracing")
 NETNS_DIR = Path("/run/netns")
 OUR_NAME = re.compile(r"^(zcxp-|zx\d|zcrx)")       # namespaces and veths of zcrxprof and the tests
@@ -82,13 +83,16 @@ def tagged_processes(tag: str, var: str = TAG_VAR) -> dict[int, str]:
     return {p: comm(p) for p in all_pids() if p != os.getpid() and carries(p, var, tag) and alive(p)}
 
 
-def watched_processes(session: str | None = None) -> dict[int, str]:
-    """Live processes of this session that must not outlive a test (see WATCHED) → their name."""
+def watched_processes(session: str | None = None, background: bool = True) -> dict[int, str]:
+    """Live processes of this session that must not outlive a test (see WATCHED) → their name;
+    ``background=False`` leaves out the session-long ones (BACKGROUND_VAR), which only the
+    session's own check counts."""
     session = session or os.environ.get(SESSION_VAR, "")
     found = {}
     for p in all_pids():
         name = comm(p)
-        if p != os.getpid() and name.startswith(WATCHED) and carries(p, SESSION_VAR, session) and alive(p):
+        if p != os.getpid() and name.startswith(WATCHED) and carries(p, SESSION_VAR, session) and alive(p) \
+                and (background or not carries(p, BACKGROUND_VAR, "1")):
             found[p] = name
     return found
 
@@ -250,9 +254,10 @@ def _event_of_ours(line: str, ours: set[int]) -> bool:
     return not m or int(m.group(1)) in ours or not alive(int(m.group(1)))
 
 
-def _find(before: Snapshot, tag: str | None, datasets: Path | None, pids: set[int]) -> list[Leftover]:
+def _find(before: Snapshot, tag: str | None, datasets: Path | None, pids: set[int],
+          background: bool = False) -> list[Leftover]:
     now = Snapshot.take(nic=bool(before.nic))
-    procs = {p: n for p, n in watched_processes().items() if p not in before.processes}
+    procs = {p: n for p, n in watched_processes(background=background).items() if p not in before.processes}
     if tag:
         procs.update(tagged_processes(tag))
     new_netns, new_links, new_progs = now.netns - before.netns, now.links - before.links, now.progs - before.progs
@@ -276,7 +281,8 @@ def _find(before: Snapshot, tag: str | None, datasets: Path | None, pids: set[in
 
 
 def leftovers(before: Snapshot, tag: str | None = None, datasets: Path | None = None,
-              pids: set[int] | frozenset[int] = frozenset(), settle_s: float = 5.0) -> list[Leftover]:
+              pids: set[int] | frozenset[int] = frozenset(), settle_s: float = 5.0,
+              background: bool = False) -> list[Leftover]:
     """What is new since ``before`` and ours; waits up to ``settle_s`` for asynchronous frees.
 
     Ours: see the module's docstring; ``tag`` adds every process carrying it, ``pids`` the
@@ -285,7 +291,7 @@ def leftovers(before: Snapshot, tag: str | None = None, datasets: Path | None = 
     """
     deadline = time.monotonic() + settle_s
     while True:
-        found = _find(before, tag, datasets, set(pids))
+        found = _find(before, tag, datasets, set(pids), background)
         if not found or time.monotonic() >= deadline:
             return found
         time.sleep(0.2)
@@ -307,11 +313,12 @@ def remove(found: list[Leftover], tag: str | None = None) -> None:
 
 
 @contextmanager
-def nothing_left(settle_s: float = 5.0) -> Iterator[Snapshot]:
-    """Around a block: afterwards, whatever it left behind is removed and AssertionError lists it."""
+def nothing_left(settle_s: float = 5.0, background: bool = False) -> Iterator[Snapshot]:
+    """Around a block: afterwards, whatever it left behind is removed and AssertionError lists it
+    (``background``: the session-long processes count too)."""
     before = Snapshot.take()
     yield before
-    found = leftovers(before, settle_s=settle_s)
+    found = leftovers(before, settle_s=settle_s, background=background)
     if found:
         remove(found)
         raise AssertionError("left behind: " + "; ".join(map(str, found)))

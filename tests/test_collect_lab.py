@@ -2,9 +2,6 @@
 dataset labelled lab / zcrx-nodev / its accelerator, with the shared-ifq import evidence."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from zcrxprof import dataset, lab
@@ -12,16 +9,12 @@ from zcrxprof import dataset, lab
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
 
-def test_record_kernel_produces_a_labelled_lab_dataset(tmp_path):
-    kernels = lab.kernels()
-    assert kernels, "no prepared lab kernel: `make setup-lab` (zcrxprof lab prepare) must run before the tests"
-    kernel = kernels[-1].version
-    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", kernel,
-                        "--topology", "single,shared-ifq", "--rings", "2", "--duration", "2", "--repeat", "1",
-                        "--probes", "zcrxstat", "--out", str(tmp_path), "--name", "lab"],
-                       capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, p.stderr[-3000:]
-    path = tmp_path / "lab"
+def test_record_kernel_produces_a_labelled_lab_dataset(lab_record, lab_kernel):
+    """lab_guest.py: RECORD_ARGV (single and shared-ifq, 2 rings, zcrxstat), run by the session's
+    lab work beside the host tests."""
+    status, path = lab_record
+    kernel = lab_kernel.version
+    assert status["returncode"] == 0, status["stderr"]
     assert dataset.validate(path) == []
     ds = dataset.load(path)
     meta, runs = ds.metadata, ds["runs"]

@@ -2,7 +2,8 @@
 work on a shipped dataset from a directory that is no checkout.
 
 The tree is copied first (the files git tracks or would track), so the installed package cannot see
-the checkout; pip's cache keeps the reinstall to about half a minute.
+the checkout; its dependencies are the test environment's (what `pip install` would fetch is
+pyproject's business, checked by tests/test_environment.py).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,13 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZCRXPROF_", "PYTHON", "VIRTUAL_ENV"))}
     env.update(HOME=str(top / "home"), XDG_DATA_HOME="", XDG_CACHE_HOME="")
     _run([sys.executable, "-m", "venv", venv], top, env)
-    _run([venv / "bin" / "pip", "install", "-q", src], top, env, timeout=600)
+    # the dependencies come from the test's own environment (a .pth naming its site-packages, whose
+    # own .pth files -- the checkout's editable install -- are not read); zcrxprof itself is built
+    # from the copy and installed into the fresh venv, which comes first on sys.path
+    site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "zcrxprof-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run([venv / "bin" / "pip", "install", "-q", "--no-deps", src], top, env, timeout=600)
     work = top / "elsewhere"
     work.mkdir()
     shutil.copytree(ROOT / "datasets" / DATASET, work / DATASET)

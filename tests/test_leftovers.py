@@ -99,3 +99,18 @@ def test_descendants_walks_children_of_children():
             os.kill(k, 9)
         p.kill()
         p.wait()
+
+
+def test_a_session_long_process_counts_for_the_session_only(tmp_path):
+    """The session's lab work (leftovers.BACKGROUND_VAR) outlives every test on purpose: the
+    per-test check leaves it alone, the session's check reports it."""
+    exe = tmp_path / "qemu-system-x86_64"
+    shutil.copy("/bin/sleep", exe)
+    with leftovers.nothing_left(settle_s=0.5) as before:
+        proc = subprocess.Popen([str(exe), "600"], env={**os.environ, leftovers.BACKGROUND_VAR: "1"})
+    try:
+        found = leftovers.leftovers(before, settle_s=0.5, background=True)
+        assert [f.pid for f in found] == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()
