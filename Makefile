@@ -19,7 +19,7 @@ run: setup
 	@scripts/run.sh
 
 test: setup-lab
-	@$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	@scripts/test.sh $(PYTEST_ARGS)
 
 # every bench/*.py but the 30-minute soak (README: run bench/soak.py on its own)
 BENCHES := $(sort $(filter-out bench/soak.py,$(wildcard bench/*.py)))

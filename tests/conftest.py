@@ -17,9 +17,24 @@ def pytest_configure(config) -> None:
     leftovers.tag_session()
 
 
+# modules whose tests compute from files (datasets, notebooks, parsers, docs) or refuse bad input
+# before anything starts, and create nothing that needs root: marked `offline`, scripts/test.sh runs
+# them in a session beside the system tests
+OFFLINE_MODULES = {
+    "test_analysis", "test_analysis_stats", "test_architecture_doc", "test_dataset", "test_environment",
+    "test_export", "test_export_perfetto", "test_import", "test_installed", "test_notebooks",
+    "test_perf_parse", "test_plots", "test_report", "test_report_browser", "test_results",
+    "test_summary", "test_user_kernel", "test_vocab", "test_bad_datasets", "test_report_safety",
+    "test_bad_input",
+}
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """A test that may wait for the shared lab guest gets the time that boot needs; those tests run last."""
     waits = lambda item: bool(LAB_FIXTURES & set(getattr(item, "fixturenames", ())))
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in OFFLINE_MODULES:
+            item.add_marker(pytest.mark.offline)
     for item in items:
         if waits(item):
             item.add_marker(pytest.mark.timeout(2 * LAB_GUEST_TIMEOUT_S + 60))
@@ -28,7 +43,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 _shared_boot: BackgroundBoot | None = None
-LAB_FIXTURES = {"lab_guest", "lab_record"}     # the tests that wait for the session's lab work
+LAB_FIXTURES = {"lab_guest", "lab_record", "lab_user_kernel"}     # the tests that wait for the session's lab work
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,6 +94,14 @@ def lab_guest(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> SharedBoot:
     the beginning of the session; its files go with the session."""
     assert _shared_boot is not None, "the session's lab work was not started"
     return _shared_boot.wait()
+
+
+@pytest.fixture(scope="session")
+def lab_user_kernel(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> dict:
+    """The prepared kernel as a user's build tree, booted by `lab run` and `record --kernel TREE`
+    in the session's lab work (lab_guest.py: USER_KERNEL_SCRIPT, USER_KERNEL_RECORD_ARGV)."""
+    assert _shared_boot is not None, "the session's lab work was not started"
+    return _shared_boot.wait_user_kernel()
 
 
 @pytest.fixture(scope="session")

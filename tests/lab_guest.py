@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leftovers import BACKGROUND_VAR
+from user_kernel import debian_kernel_as_build_tree
 from zcrxprof import children, lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,10 @@ def _script(k: lab.LabKernel, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+USER_KERNEL_SCRIPT = ("uname -r; {loadgen} --kernel-features; modprobe veth && echo veth-loaded; "
+                      "{loadgen} --backend zcrx --ifname eth0 --queue 0 --topology shared-ifq --share-uapi v4")
+USER_KERNEL_RECORD_ARGV = ["--topology", "single", "--duration", "1", "--repeat", "1", "--probes", "none",
+                           "--name", "mine"]              # test_user_kernel_lab.py's recording
 RECORD_ARGV = ["--topology", "single,shared-ifq", "--rings", "2", "--duration", "2", "--repeat", "1",
                "--probes", "zcrxstat", "--name", "lab"]    # test_collect_lab.py's recording
 
@@ -117,7 +122,8 @@ RECORD_ARGV = ["--topology", "single,shared-ifq", "--rings", "2", "--duration", 
 def _run_background(version: str, out: Path) -> None:
     """The session's lab work, one guest at a time: boot ``version`` once and run every part
     (``out/result.json``: the LabResult), then ``record --kernel`` (``out/record.json``: its
-    status and stderr; the dataset in ``out/record/lab``)."""
+    status and stderr; the dataset in ``out/record/lab``), then the same kernel as a user's build
+    tree: ``lab run`` and ``record`` (``out/user-kernel.json``; the dataset in ``out/user-kernel/mine``)."""
     k = lab.prepared(version)
     (out / "probes.py").write_text(PROBES)
     (out / "guest.sh").write_text(_script(k, out))
@@ -127,6 +133,17 @@ def _run_background(version: str, out: Path) -> None:
                         "--out", str(out / "record")], capture_output=True, text=True, timeout=TIMEOUT_S,
                        stdin=subprocess.DEVNULL)
     (out / "record.json").write_text(json.dumps({"returncode": p.returncode, "stderr": p.stderr[-3000:]}))
+    # test_user_kernel_lab.py: the prepared kernel presented as a user's build tree, `lab run` then `record`
+    tree = debian_kernel_as_build_tree(k, out / "user-kernel" / "linux")
+    run = subprocess.run([sys.executable, "-m", "zcrxprof", "lab", "run", "--kernel", str(tree), "--", "sh", "-c",
+                          USER_KERNEL_SCRIPT.format(loadgen=LOADGEN)], capture_output=True, text=True,
+                         timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    rec = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", str(tree), *USER_KERNEL_RECORD_ARGV,
+                          "--out", str(out / "user-kernel")], capture_output=True, text=True, timeout=TIMEOUT_S,
+                         stdin=subprocess.DEVNULL)
+    (out / "user-kernel.json").write_text(json.dumps({
+        "tree": str(tree), "run": {"returncode": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-3000:]},
+        "record": {"returncode": rec.returncode, "stderr": rec.stderr[-3000:]}}))
 
 
 class BackgroundBoot:
@@ -163,6 +180,11 @@ class BackgroundBoot:
                   f"command {res.command_s:.0f} s, status {res.returncode}")
             self._boot = SharedBoot(res, self.out)
         return self._boot
+
+    def wait_user_kernel(self) -> dict:
+        """The build-tree part: ``tree``, ``run`` and ``record`` (status, output), ``dataset`` (path)."""
+        found = json.loads(self._wait_for("user-kernel.json").read_text())
+        return {**found, "dataset": self.out / "user-kernel" / "mine"}
 
     def wait_record(self) -> tuple[dict, Path]:
         """``record --kernel``'s status and stderr, and its dataset's path."""

@@ -48,3 +48,14 @@ def test_documents_speak_of_this_repository_only():
              *ROOT.glob("bench/*.py")]
     hits = [f"{f.relative_to(ROOT)}: {m.group(0)}" for f in files for m in stale.finditer(f.read_text())]
     assert not hits, hits
+
+
+def test_every_offline_module_exists():
+    """conftest.py's OFFLINE_MODULES (run beside the system tests by scripts/test.sh) names files
+    that exist: a renamed module would otherwise drop out of the offline half silently."""
+    import ast
+    tree = ast.parse((ROOT / "tests" / "conftest.py").read_text())
+    OFFLINE_MODULES = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                           and getattr(node.targets[0], "id", "") == "OFFLINE_MODULES")
+    modules = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    assert OFFLINE_MODULES <= modules, sorted(OFFLINE_MODULES - modules)

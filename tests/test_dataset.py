@@ -248,6 +248,20 @@ def test_an_older_dataset_without_a_column_reads_it_as_its_default_and_says_so(t
     assert len(ds.usable_runs()) == 2
 
 
+def test_keys_and_columns_added_later_read_as_null_without_a_note(tmp_path):
+    path = _written(tmp_path)
+    meta = json.loads((path / "metadata.json").read_text())
+    (path / "metadata.json").write_text(json.dumps({k: v for k, v in meta.items() if k not in schema.METADATA_ADDED_LATER}))
+    pd.read_parquet(path / "intervals.parquet").drop(columns=["host"]).to_parquet(path / "intervals.parquet")
+    assert dataset.validate(path) == []
+    ds = dataset.load(path)
+    assert ds.absent == [] and (ds["intervals"]["host"] == "").all()
+    assert all(ds.metadata.get(k) is None for k in schema.METADATA_ADDED_LATER)
+    # any other key is still required
+    (path / "metadata.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "machine"}))
+    assert dataset.validate(path) == ["metadata: key machine missing"]
+
+
 def test_a_column_of_the_wrong_kind_is_refused_in_one_line(tmp_path):
     path = _written(tmp_path)
     runs = pd.read_parquet(path / "runs.parquet")

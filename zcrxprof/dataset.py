@@ -321,7 +321,8 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 # JSON kinds of the structured metadata keys (None is allowed for each); readers rely on them
 METADATA_KINDS = {"zcrxprof": dict, "machine": dict, "place": dict, "plan": dict, "versions": dict, "nic": dict,
-                  "emulated": list, "probes": list, "notes": list}
+                  "emulated": list, "probes": list, "notes": list,
+                  "source": dict, "not_measured": list}
 
 
 def check_metadata(path: Path, meta: dict[str, Any]) -> None:
@@ -383,7 +384,8 @@ def absent_parts(path: Path) -> list[str]:
         except Exception:  # a damaged file: read_table reports it
             names = None
         if names is not None:
-            out += [f"{table}.{c} column" for c in schema.TABLES[table].column_names if c not in names]
+            out += [f"{table}.{c} column" for c in schema.TABLES[table].column_names
+                    if c not in names and f"{table}.{c}" not in schema.COLUMNS_ADDED_LATER]
     return out
 
 
@@ -437,7 +439,8 @@ def validate(name_or_path: str | Path, root: Path | None = None) -> list[str]:
     it; ``load`` applies the reading rule (docs/dataset.md)."""
     path = resolve(name_or_path, root)
     meta = read_metadata(path)
-    problems = [f"metadata: key {k} missing" for k in schema.METADATA_KEYS if k not in meta]
+    problems = [f"metadata: key {k} missing" for k in schema.METADATA_KEYS
+                if k not in meta and k not in schema.METADATA_ADDED_LATER]
     if meta.get("schema_version") != schema.SCHEMA_VERSION:
         problems.append(f"metadata: schema_version {meta.get('schema_version')}, expected {schema.SCHEMA_VERSION}")
     frames = {}

@@ -62,6 +62,9 @@ RUN_ID = _c("run_id", "int64", "", "the run (0-based, in recording order); joins
 T = _c("t", "float64", "s", "time since the run's load generator started")
 THREAD = _c("thread", "string", "", "thread name given by the load generator (`rx0`, `worker1`, `tx0`, …)")
 TID = _c("tid", "int64", "", "kernel thread id (-1 when not per thread)")
+HOST = _c("host", "string", "", "host name the thread ran on: the receiver's, or a remote sender's "
+          "(`record --peer`, docs/peers.md); their `t` is on the receiver's time line, shifted by "
+          "the measured clock offset (empty in datasets recorded before this column)")
 
 # The per-thread counters of the load generator, shared by `intervals` (deltas) and `threads` (totals).
 _THREAD_COUNTERS = (
@@ -98,7 +101,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         _c("work_ns_per_kib", "float64", "ns/KiB", "calibrated busy cost added per KiB received, on top of the checksum"),
         _c("rate_gbit_s", "float64", "Gbit/s", "offered load (sender rate limit); 0 = unlimited"),
         _c("duration_s", "float64", "s", "requested run length"),
-        _c("sender", "string", "", "where the sender ran: `netns` (own namespace, veth) or `local` (same process, loopback)"),
+        _c("sender", "string", "", "where the sender ran: `netns` (own namespace, veth), `local` (same process, loopback) or `peers` (remote hosts over SSH, metadata `peers`)"),
         _c("started_at", "timestamp", "UTC", "wall-clock start of the run"),
         _c("elapsed_s", "float64", "s", "wall-clock length of the run as seen by the collector"),
         _c("status", "string", "", "`ok`, `failed` (load generator died or reported an error) or `interrupted`"),
@@ -111,7 +114,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         _c("loadgen_duration_s", "float64", "s", "run length measured by the load generator"),
     )),
     Table("intervals", "one thread over one reporting interval (load generator `interval` records); counters are deltas", (
-        RUN_ID, T, THREAD, TID,
+        RUN_ID, T, THREAD, TID, HOST,
         *_THREAD_COUNTERS[:2],
         _c("interval_s", "float64", "s", "length of this interval"),
         *_THREAD_COUNTERS[2:5],
@@ -119,7 +122,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         *_THREAD_COUNTERS[5:],
     )),
     Table("threads", "one thread over a whole run (load generator `summary` totals)", (
-        RUN_ID, THREAD, TID, *_THREAD_COUNTERS,
+        RUN_ID, THREAD, TID, HOST, *_THREAD_COUNTERS,
     )),
     Table("registrations", "one ring's backend registration (load generator `registration` records)", (
         RUN_ID,
@@ -218,7 +221,28 @@ METADATA_KEYS: dict[str, str] = {
     "first_sample_at": "UTC time the first sample of the first run was taken (ISO 8601, µs): start-up latency",
     "versions": "external versions used (`liburing`, lab kernel, …)",
     "notes": "free-form remarks added by collectors (list of strings)",
+    "kernel_build": "null, or for `record --kernel PATH` (a user's build tree or image) `{path, kind: tree|image, "
+                    "release, git_describe, config_sha256, config_zcrx, features, query, query_error}`: the path "
+                    "as given, `git describe --always --dirty` (null outside a git checkout), the sha256 of its "
+                    "configuration, zcrx features by version and config, and the load generator's "
+                    "`--kernel-features` line from the guest (`IORING_REGISTER_QUERY`; null with `query_error` "
+                    "when it could not run)",
+    "peers": "null, or for `record --peer` one object per remote sender host: `{peer, hostname, kernel, arch, "
+             "cpu_model, cpus, receiver_address, peer_address, nic, driver, mtu, clock_offset_s, clock_rtt_s, "
+             "loadgen_sha256, sender_command}` — the route's NIC and driver toward the receiver, the measured "
+             "clock offset (peer − receiver, s) and the sender's command line with `PORT` for the run's port "
+             "(docs/peers.md); no key, agent socket or password is recorded",
+    "source": "`{tool, version, files, label, topology}` when the runs were imported from another tool's "
+              "output (`zcrxprof import`: iperf3, neper, kperf; `topology` says whether it was given or "
+              "defaulted); null for zcrxprof's own recordings",
+    "not_measured": "what the source tool does not measure and the import left empty (`runs.bytes_sent`, "
+                    "`intervals.enobufs`, `threads table`, …); null for zcrxprof's own recordings",
 }
+# Keys added after datasets were first shipped: a metadata.json without one reads as null (the
+# same rule as an absent column); every other key of METADATA_KEYS must be there.
+METADATA_ADDED_LATER = frozenset({"kernel_build", "peers", "source", "not_measured"})
+# Columns added the same way (``table.column``): absent, they read as their default without a note.
+COLUMNS_ADDED_LATER = frozenset({"intervals.host", "threads.host"})
 
 
 def empty_frame(table: str) -> pd.DataFrame:
@@ -254,7 +278,8 @@ def check_frame(table: str, frame: pd.DataFrame) -> list[str]:
              "string": api.is_string_dtype, "timestamp": api.is_datetime64_any_dtype}
     for col in TABLES[table].columns:
         if col.name not in frame.columns:
-            problems.append(f"{table}: column {col.name} missing")
+            if f"{table}.{col.name}" not in COLUMNS_ADDED_LATER:
+                problems.append(f"{table}: column {col.name} missing")
         elif not kinds[col.dtype](frame[col.name].dtype):
             problems.append(f"{table}.{col.name}: dtype {frame[col.name].dtype}, schema says {col.dtype}")
     return problems
@@ -294,6 +319,9 @@ def render_markdown() -> str:
         "  absent table reads as no rows, an absent column as its default (`\"\"`, `-1`, NaN, `false`).",
         "  `show`, `report` and `export` print one `note:` line on standard error naming what was absent,",
         "  the report repeats it under its dataset header, and `Dataset.absent` lists it.",
+        "- **Read as null or default, silently**: a metadata key or column added after datasets were",
+        "  first shipped (" + ", ".join(f"`{k}`" for k in sorted(METADATA_ADDED_LATER | COLUMNS_ADDED_LATER)) +
+        "); every other metadata key must be present.",
         "",
         "Several datasets load into one `Dataset`: every table gains a leading `dataset` column (the",
         "dataset's name, `#2` appended to a repeated one), and `(dataset, run_id)` identifies a run.",
