@@ -58,6 +58,9 @@ struct lg_config {
 	const char *ifname;             /* --backend zcrx: NIC (rx_zcrx.c) */
 	int queue;                      /* --backend zcrx: RX queue, -1 = unset */
 	bool setup_nic;                 /* --backend zcrx: apply and restore NIC settings */
+	bool kernel_features;           /* --kernel-features: print the zcrx kernel facts and exit */
+	bool share_v4;                  /* --share-uapi v4: shared-ifq rings join ring 0's ifq with the
+	                                 * never-merged v4 series' IORING_ZCRX_IFQ_REG_SHARE */
 };
 
 /* Fill cfg from argv. Returns 0, 1 when --help was printed, or -1 after printing one usage line. */

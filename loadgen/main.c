@@ -26,6 +26,7 @@
 #include "report.h"
 #include "sender.h"
 #include "work.h"
+#include "zcrx_uapi.h"
 
 #define DRAIN_NS 2000000000ULL
 
@@ -518,6 +519,10 @@ int main(int argc, char **argv)
 	ret = parse_options(argc, argv, &g_cfg);
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	if (g_cfg.kernel_features) {
+		zcrx_kernel_print_json(stdout);
+		return 0;
+	}
 	if (g_cfg.mode != MODE_CONNECT) {
 		run.be = backend_find(g_cfg.backend_name, &err);
 		if (!run.be)

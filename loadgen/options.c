@@ -75,8 +75,15 @@ static const char usage_text[] =
 "  --listen ADDR:PORT    receiver only: accept C connections from any TCP client\n"
 "  --connect ADDR:PORT   sender only: connect C connections to a --listen receiver\n"
 "\n"
+"  --share-uapi U        how shared-ifq rings share ring 0's ifq: export (default: ZCRX_CTRL_EXPORT\n"
+"                        + ZCRX_REG_IMPORT, merged in Linux 6.19) or v4 (the never-merged v4\n"
+"                        ifq-sharing series: IORING_ZCRX_IFQ_REG_SHARE with ring 0's fd and ifq\n"
+"                        id; --backend zcrx on a 6.15-6.18 kernel carrying that series)\n"
+"\n"
 "output:\n"
 "  --json                one JSON object per line (docs/loadgen-output.md), else a table\n"
+"  --kernel-features     print what the running kernel offers for zcrx (version, then\n"
+"                        IORING_REGISTER_QUERY where it exists) as one JSON line, and exit\n"
 "\n"
 "testing:\n"
 "  --test-corrupt-offset N  sender flips the byte at stream offset N of connection 0\n"
@@ -89,7 +96,7 @@ enum {
 	OPT_INTERVAL, OPT_SEND_SIZE, OPT_RATE, OPT_BUF_SIZE, OPT_BUFS, OPT_RX_CPUS, OPT_TX_CPUS,
 	OPT_WORK, OPT_WORK_NS, OPT_VERIFY, OPT_NO_VERIFY, OPT_LISTEN, OPT_CONNECT, OPT_JSON,
 	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC, OPT_WAIT_BATCH, OPT_WAIT_MIN_US,
-	OPT_BUNDLE,
+	OPT_BUNDLE, OPT_SHARE_UAPI, OPT_KERNEL_FEATURES,
 };
 
 static const struct option longopts[] = {
@@ -121,6 +128,8 @@ static const struct option longopts[] = {
 	{ "wait-batch", required_argument, NULL, OPT_WAIT_BATCH },
 	{ "wait-min-us", required_argument, NULL, OPT_WAIT_MIN_US },
 	{ "bundle", required_argument, NULL, OPT_BUNDLE },
+	{ "share-uapi", required_argument, NULL, OPT_SHARE_UAPI },
+	{ "kernel-features", no_argument, NULL, OPT_KERNEL_FEATURES },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -362,6 +371,14 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 			cfg->bundle = (uint32_t)v;
 			cfg->bundle_set = true;
 			break;
+		case OPT_SHARE_UAPI:
+			if (strcmp(a, "export") && strcmp(a, "v4"))
+				return bad("--share-uapi: unknown '%s' (export, v4)%s", a, "");
+			cfg->share_v4 = !strcmp(a, "v4");
+			break;
+		case OPT_KERNEL_FEATURES:
+			cfg->kernel_features = true;
+			break;
 		case OPT_LISTEN:
 		case OPT_CONNECT:
 			if (cfg->mode != MODE_LOOPBACK)
@@ -432,6 +449,13 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 		cfg->connections = cfg->rings;
 	if (cfg->connections < cfg->rings)
 		return bad("--connections must be >= --rings (every ring needs a connection)%s%s", "", "");
+	if (cfg->share_v4 && cfg->topology != TOPO_SHARED_IFQ)
+		return bad("--share-uapi v4 goes with --topology shared-ifq (how its rings share one ifq)%s%s", "", "");
+	if (cfg->share_v4 && strcmp(cfg->backend_name, LG_BACKEND_ZCRX))
+		return bad("--share-uapi v4 needs --backend zcrx on a kernel carrying the v4 ifq-sharing series (never "
+			   "merged; 6.15-6.18): NODEV kernels (>= 7.1) give its flag bit to ZCRX_REG_IMPORT, and %s "
+			   "shares with --share-uapi export%s", strcmp(cfg->backend_name, LG_BACKEND_COPY) ?
+			   LG_BACKEND_ZCRX_NODEV : "copy emulates the sharing: it", "");
 	if (cfg->mode == MODE_LISTEN && cfg->corrupt_offset >= 0)
 		return bad("--test-corrupt-offset is a sender flag; it cannot go with --listen%s%s", "", "");
 	if (cfg->mode == MODE_LISTEN && !cfg->duration_set)

@@ -34,6 +34,7 @@ struct zcrx_shared {
 	struct zcrx_kernel kernel;
 	struct zcrx_ifq ifqs[LG_MAX_RINGS];     /* owned ifqs, freed after every ring is gone */
 	int export_fd;                          /* shared-ifq: ring 0's export, imported by the rest */
+	int src_ring_fd;                        /* shared-ifq, --share-uapi v4: ring 0's fd, shared by the rest */
 	pthread_mutex_t rq_lock;                /* shared-ifq, workers: the refill ring's writers */
 	struct nic_state nic;                   /* zcrx: the NIC settings to restore */
 	char driver[32];
@@ -157,7 +158,9 @@ static int shared_init(const struct lg_config *cfg, void **shared, bool nodev, s
 	s->export_fd = -1;
 	pthread_mutex_init(&s->rq_lock, NULL);
 	zcrx_kernel_detect(&s->kernel);
-	if (zcrx_kernel_check(&s->kernel, nodev, cfg->topology == TOPO_SHARED_IFQ, err))
+	if (zcrx_kernel_check(&s->kernel, nodev, cfg->topology == TOPO_SHARED_IFQ && !cfg->share_v4, err))
+		goto fail;
+	if (cfg->share_v4 && zcrx_kernel_check_v4(&s->kernel, err))
 		goto fail;
 	if (!nodev) {   /* checks (and with --setup-nic applies) the NIC settings before registering */
 		if (nic_prepare(cfg->ifname, (unsigned)cfg->queue, cfg->addr, cfg->setup_nic, &s->nic, err))
@@ -267,11 +270,20 @@ static int zcrx_ring_init(struct rx_ring *r, struct lg_error *err)
 	if (!z->shared || r->index == 0) {
 		if (register_own(r, s, z, err))
 			return -1;
-		if (z->shared) {
+		if (z->shared && r->cfg->share_v4) {
+			s->src_ring_fd = r->ring.ring_fd;    /* the others register onto it (v4 series) */
+		} else if (z->shared) {
 			if (zcrx_export(&r->ring, z->ifq->id, &s->export_fd, err))
 				return -1;
 			z->exported = true;
 		}
+		return 0;
+	}
+	if (r->cfg->share_v4) {   /* shared-ifq, ring > 0, v4 series: register onto ring 0's ifq */
+		if (zcrx_share_v4(&r->ring, s->src_ring_fd, &s->ifqs[0], &z->imported, &s->kernel, err))
+			return -1;
+		z->ifq = &z->imported;
+		z->imported_flag = true;
 		return 0;
 	}
 	/* shared-ifq, ring > 0: import ring 0's export (rings init strictly in order) */

@@ -88,6 +88,22 @@ void zcrx_kernel_detect(struct zcrx_kernel *k)
 		query_zcrx(k);
 }
 
+void zcrx_kernel_print_json(FILE *out)
+{
+	struct zcrx_kernel k;
+
+	zcrx_kernel_detect(&k);
+	/* the release comes from uname(2): no quote or backslash can appear in it */
+	fprintf(out, "{\"type\": \"kernel\", \"release\": \"%s\", \"query\": %s, \"register_flags\": %llu, "
+		"\"ctrl_opcodes\": %u, \"features\": %u, \"rq_hdr_size\": %u, \"nodev\": %s, \"sharing\": %s, "
+		"\"events\": %s}\n",
+		k.release, k.have_query ? "true" : "false", (unsigned long long)k.reg_flags, k.nr_ctrl_ops,
+		k.features, k.rq_hdr_size, k.reg_flags & ZCRX_REG_NODEV ? "true" : "false",
+		(k.reg_flags & ZCRX_REG_IMPORT) && k.nr_ctrl_ops >= 2 ? "true" : "false",
+		k.have_events ? "true" : "false");
+	fflush(out);
+}
+
 int zcrx_kernel_check(const struct zcrx_kernel *k, bool nodev, bool shared, struct lg_error *err)
 {
 	const char *lab = "; try `zcrxprof lab run -- ...` (a Debian kernel >= " LG_SINCE_NODEV_TEXT " under QEMU)";
@@ -293,6 +309,45 @@ int zcrx_import(struct io_uring *ring, int fd, const struct zcrx_ifq *src, struc
 		return -1;
 	}
 	*out = *src;            /* same area, same refill ring */
+	out->owner = false;
+	out->id = reg.zcrx_id;
+	return 0;
+}
+
+#define V4_NEEDS "a kernel carrying the v4 ifq-sharing series (never merged; 6.15-6.18 + \"io_uring zcrx ifq sharing\" v4)"
+
+int zcrx_kernel_check_v4(const struct zcrx_kernel *k, struct lg_error *err)
+{
+	if (at_least(k, LG_SINCE_SHARING) || (k->reg_flags & ZCRX_REG_IMPORT)) {
+		lg_error_set(err, NULL, 0, "--share-uapi v4 needs %s; this kernel (%s) has the merged sharing, "
+			     "whose ZCRX_REG_IMPORT uses the same flag bit: use --share-uapi export", V4_NEEDS, k->release);
+		return -1;
+	}
+	return 0;
+}
+
+int zcrx_share_v4(struct io_uring *ring, int src_ring_fd, const struct zcrx_ifq *src, struct zcrx_ifq *out,
+		  const struct zcrx_kernel *k, struct lg_error *err)
+{
+	struct io_uring_zcrx_ifq_reg reg;
+	int ret;
+
+	memset(&reg, 0, sizeof(reg));
+	reg.flags = LG_ZCRX_IFQ_REG_SHARE_V4;
+	reg.if_idx = (uint32_t)src_ring_fd;
+	reg.if_rxq = src->id;
+	ret = io_uring_register_ifq(ring, &reg);
+	if (ret == -EINVAL) {
+		lg_error_set(err, "io_uring_register(ZCRX_IFQ, IORING_ZCRX_IFQ_REG_SHARE)", EINVAL,
+			     "this kernel (%s) refused IORING_ZCRX_IFQ_REG_SHARE: --share-uapi v4 needs " V4_NEEDS, k->release);
+		return -1;
+	}
+	if (ret < 0) {
+		lg_error_set(err, "io_uring_register(ZCRX_IFQ, IORING_ZCRX_IFQ_REG_SHARE)", -ret,
+			     "cannot share ring 0's zcrx %u (--share-uapi v4): %s", src->id, strerror(-ret));
+		return -1;
+	}
+	*out = *src;            /* same area, same refill ring (the series' rings share it in userspace) */
 	out->owner = false;
 	out->id = reg.zcrx_id;
 	return 0;

@@ -56,12 +56,26 @@ struct zcrx_kernel {            /* what the running kernel offers */
 	uint32_t stats_align;   /* alignment of the stats struct in the region */
 };
 
+/* The never-merged v4 ifq-sharing series ("io_uring zcrx ifq sharing", PATCH v4 8/8,
+ * <20251028174639.1244592-9-dw@davidwei.uk>): enum io_uring_zcrx_ifq_reg_flags
+ * { IORING_ZCRX_IFQ_REG_SHARE = 1 } in io_uring_zcrx_ifq_reg.flags, with the source ring's fd in
+ * if_idx and its ifq's zcrx_id in if_rxq; the kernel answers the new zcrx_id. Merged kernels (6.19)
+ * gave the same bit to ZCRX_REG_IMPORT instead. */
+#define LG_ZCRX_IFQ_REG_SHARE_V4 1u
+
 /* Fill k from uname(2) and, where the kernel has it, IORING_REGISTER_QUERY (a throw-away ring). */
 void zcrx_kernel_detect(struct zcrx_kernel *k);
+
+/* Detect the running kernel's zcrx facts and print them as one JSON line ("type": "kernel"). */
+void zcrx_kernel_print_json(FILE *out);
 
 /* 0 if the kernel can run backend "zcrx" / "zcrx-nodev" with nrings sharing (shared=true needs
  * export/import); else -1 and one line naming the feature and the kernel it needs. */
 int zcrx_kernel_check(const struct zcrx_kernel *k, bool nodev, bool shared, struct lg_error *err);
+
+/* 0 if the kernel may carry the v4 sharing series (zcrx, older than the merged sharing), else -1
+ * and one line naming the kernel --share-uapi v4 needs. */
+int zcrx_kernel_check_v4(const struct zcrx_kernel *k, struct lg_error *err);
 
 /* One registered zcrx instance as seen from one ring. */
 struct zcrx_ifq {
@@ -101,6 +115,10 @@ int zcrx_export(struct io_uring *ring, uint32_t zcrx_id, int *fd, struct lg_erro
 /* ZCRX_REG_IMPORT of fd on ring; out shares src's area and refill ring (fd is closed). */
 int zcrx_import(struct io_uring *ring, int fd, const struct zcrx_ifq *src, struct zcrx_ifq *out,
 		struct lg_error *err);
+/* v4 series: register onto src_ring_fd's ifq src (IORING_ZCRX_IFQ_REG_SHARE); out shares its area
+ * and refill ring. One line naming the kernel it needs when the kernel refuses the flag. */
+int zcrx_share_v4(struct io_uring *ring, int src_ring_fd, const struct zcrx_ifq *src, struct zcrx_ifq *out,
+		  const struct zcrx_kernel *k, struct lg_error *err);
 /* ZCRX_CTRL_FLUSH_RQ: the kernel consumes the refill ring now (NODEV needs it). */
 int zcrx_flush(struct io_uring *ring, uint32_t zcrx_id, struct lg_error *err);
 /* ZCRX_CTRL_ARM_EVENT for one ZCRX_EVENT_* type (7.2). */

@@ -15,10 +15,11 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. Debian packages (bookworm). python3-bpfcc is BCC; PyPI's 'bcc' is an unrelated package.
 #    strace: a test counts the load generator's io_uring waits; stress-ng: the CPU-hog neighbour
-#    the suite is checked beside (`stress-ng --cpu 1 & make test`).
+#    the suite is checked beside (`stress-ng --cpu 1 & make test`). openssh-client drives
+#    `record --peer`; openssh-server is the remote-sender tests' peers (started by the tests only).
 pkgs=(build-essential pkg-config iproute2 procps kmod xz-utils zstd netcat-openbsd
       python3 python3-venv python3-bpfcc libbpfcc bpftool linux-perf iperf3
-      qemu-system-x86 busybox-static chromium ethtool strace stress-ng)
+      qemu-system-x86 busybox-static chromium ethtool strace stress-ng openssh-client openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

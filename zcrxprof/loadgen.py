@@ -224,6 +224,24 @@ def binary(build: bool = True) -> Path:
     return path
 
 
+def kernel_features(path: str | Path | None = None) -> dict[str, Any]:
+    """What the running kernel offers for zcrx, as the load generator detects it (``--kernel-features``:
+    release, whether ``IORING_REGISTER_QUERY`` answered, the flags and opcodes it reported)."""
+    argv = [str(path or binary()), "--kernel-features"]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ZcrxprofError(f"zcrx-loadgen --kernel-features did not run: {exc}") from None
+    try:
+        obj = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict) or obj.get("type") != "kernel":
+        last = (p.stderr.strip().splitlines() or ["no kernel record"])[-1]
+        raise ZcrxprofError(f"zcrx-loadgen --kernel-features exited {p.returncode}: {last}")
+    return obj
+
+
 def build_args(topology: str = "single", **opts: Any) -> list[str]:
     """Keyword options → flags: rings=4 → --rings 4, verify=False → --no-verify, json=True → --json.
 
@@ -280,21 +298,24 @@ class LoadgenProcess:
 
     @classmethod
     def from_argv(cls, argv: Sequence[str], *, die_with_parent: bool = False,
-                  name: str = "loadgen") -> LoadgenProcess:
-        """Start a complete command line (the binary's path first, or behind a namespace prefix)."""
+                  name: str = "loadgen", stdin: int = subprocess.DEVNULL) -> LoadgenProcess:
+        """Start a complete command line (the binary's path first, or behind a namespace or ssh
+        prefix); ``stdin=subprocess.PIPE`` keeps a pipe open to it until :meth:`close`."""
         self = cls.__new__(cls)
-        self._start(list(argv), die_with_parent, name)
+        self._start(list(argv), die_with_parent, name, stdin)
         return self
 
-    def _start(self, argv: list[str], die_with_parent: bool, name: str) -> None:
+    def _start(self, argv: list[str], die_with_parent: bool, name: str,
+               stdin: int = subprocess.DEVNULL) -> None:
         self.argv, self.name = argv, name
+        self.host = ""          # where it runs, when not on this machine (a remote sender's host)
         self.records: list[Record] = []
         self.bad_lines: list[str] = []
         self.eof = False
         self._buf = b""
         self._stderr = tempfile.TemporaryFile(mode="w+")
         try:
-            self.proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.proc = children.start(argv, stdin=stdin, stdout=subprocess.PIPE,
                                        stderr=self._stderr, die_with_parent=die_with_parent)
         except ZcrxprofError:
             self._stderr.close()
@@ -411,6 +432,8 @@ class LoadgenProcess:
             self._stderr_text = self.stderr_text()
             self._stderr.close()
         self.proc.stdout.close()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
 
     def __enter__(self) -> LoadgenProcess:
         return self

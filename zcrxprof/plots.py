@@ -15,6 +15,33 @@ from zcrxprof.vocab import TOPOLOGIES, topology_order
 
 COLOURS = dict(zip(TOPOLOGIES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52")))
 
+# What to look at in each figure: its caption in the report, keyed by the function's name.
+CAPTIONS = {
+    "throughput": "Median Gbit/s per topology, whiskers the 95% bootstrap interval over runs. Look at "
+                  "whether single sits below the multi-ring topologies (one ring saturates) and whether "
+                  "shared-ifq reaches ifq-per-ring with one queue.",
+    "scaling": "Speed-up over single against the number of rings (workers for workers); the dotted "
+               "line is linear scaling. Points under it lose throughput to sharing cores or queues.",
+    "saturation_curve": "Achieved against offered (or against the swept parameter). Where a curve "
+                        "leaves the dotted offered = achieved line, that topology saturates.",
+    "ring_share": "Each ring's share of the bytes per run. Boxes near 1/rings mean the rings shared "
+                  "the load evenly; a spread means one ring starved.",
+    "costs_per_gb": "Left: CPU-seconds per GB, stacked user/sys/softirq; right: context switches per GB. "
+                    "Compare workers with shared-ifq: the difference is the hand-off cost.",
+    "log2_histogram": "Share of wake-ups per log2 latency bucket. A curve further right means threads "
+                      "waited longer to run after being woken.",
+    "hot_vs_cold": "User CPU per KiB of the thread doing the work: hot (the receiving thread) against "
+                   "cold (a worker on another core). Cold boxes above hot ones are a cache effect.",
+    "capacity_validation": "Measured (blue) against predicted from single runs only (orange), with the "
+                           "relative error and the bound that binds. Large errors mean the model misses "
+                           "a cost (hand-off, refill sync, a shared machine).",
+    "extrapolation_side_by_side": "Predicted Gbit/s against rings on the hypothetical host, left from this "
+                                  "recording's per-byte costs, right from the published zcrx figure. The "
+                                  "inputs are never mixed; read the gap between panels as the gap between "
+                                  "this recording's receive path and zcrx on a real NIC.",
+    "probe_counters": "Median per run of every kernel probe counter per topology (symlog scale).",
+}
+
 
 def _figure(title: str, label: str, ncols: int = 1, width: float = 8.0, height: float = 4.2):
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -81,7 +108,7 @@ def scaling(scal: pd.DataFrame, label: str) -> Figure:
     for topo in _order(scal["topology"]):
         s = scal[scal["topology"] == topo].sort_values("parallelism")
         ax.plot(s["parallelism"], s["speedup"], marker="o", label=topo, color=COLOURS.get(topo))
-    top = max(2, int(scal["parallelism"].max()))
+    top = max(2, int(scal["parallelism"].max())) if scal["parallelism"].notna().any() else 2   # no single runs
     ax.plot([1, top], [1, top], ls=":", color="black", label="linear")
     ax.set_xlabel("rings (workers for `workers`)")
     ax.set_ylabel("speed-up over single")
@@ -167,6 +194,10 @@ def capacity_validation(val: pd.DataFrame, label: str) -> Figure:
     """Predicted (from ``single`` runs only) against measured median throughput per topology; from
     ``analysis.capacity.validate``."""
     fig, (ax,) = _figure("Capacity model: predicted from single-ring runs vs measured", label)
+    if val.empty or "topology" not in val:      # no single runs with per-thread CPU costs
+        ax.text(0.5, 0.5, "no prediction: no single runs with per-thread CPU costs", ha="center",
+                transform=ax.transAxes)
+        return fig
     names = [f"{t}\n{r} ring{'s' if r > 1 else ''}" for t, r in zip(val["topology"], val["rings"])]
     xs = np.arange(len(val))
     ax.bar(xs - 0.2, val["measured_gbit_s"], width=0.4, label="measured (median)", color="#4c72b0")
@@ -195,6 +226,29 @@ def extrapolation(ext: pd.DataFrame, label: str) -> Figure:
     ax.set_xlabel("rings (workers for `workers`)")
     ax.set_ylabel("predicted Gbit/s")
     ax.legend(fontsize=8)
+    return fig
+
+
+def extrapolation_side_by_side(ext: pd.DataFrame, label: str, published_source: str) -> Figure:
+    """Two panels of predicted Gbit/s against rings per topology: from this recording's costs
+    (``measured_gbit_s``) and from the published zcrx figure (``published_gbit_s``); from
+    ``analysis.capacity.extrapolate_side_by_side`` (an extrapolation, said in the title)."""
+    cores = int(ext["cores"].iloc[0])
+    line = float(ext["line_rate_gbit_s"].iloc[0])
+    fig, axes = _figure(f"EXTRAPOLATION (model, not measured): {cores} cores, {line:g} Gbit/s line, "
+                        f"{ext['queues'].iloc[0]:g} HW queues for ifq-per-ring", label, ncols=2, width=10)
+    for ax, column, name in ((axes[0], "measured_gbit_s", "input: this recording's per-byte costs"),
+                             (axes[1], "published_gbit_s", f"input: {published_source}")):
+        for topo in _order(ext["topology"]):
+            e = ext[ext["topology"] == topo].sort_values("rings")
+            ax.plot(e["rings"], e[column], marker="o", label=topo, color=COLOURS.get(topo))
+        ax.axhline(line, ls=":", color="black", label="line rate")
+        ax.set_xscale("log", base=2)
+        ax.set_title(textwrap.fill(name, 60), fontsize=8)
+        ax.set_xlabel("rings (workers for `workers`)")
+        ax.set_ylabel("predicted Gbit/s")
+        ax.set_ylim(0, line * 1.08)
+    axes[0].legend(fontsize=7)
     return fig
 
 

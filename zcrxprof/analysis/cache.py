@@ -78,6 +78,31 @@ def pmu_counters(ds: Dataset) -> tuple[pd.DataFrame, str]:
     return table, f"Hardware cache counters present ({', '.join(sorted(set(counted['event'])))})"
 
 
+def pmu_misses_per_kib(ds: Dataset, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per usable run and counted cache event (in ``CACHE_EVENTS`` order): misses of the working
+    threads per KiB they worked on, with ``placement`` (``hot``: ring threads of a topology that
+    works where it receives; ``cold``: the worker threads of ``workers``) and the ``BASE`` labels.
+    Empty where perf counted no cache event (no PMU, or no ``record --perf``)."""
+    pc = ds.perf_counters
+    if pc.empty:
+        return pd.DataFrame()
+    counted = pc[pc["event"].isin(CACHE_EVENTS) & (pc["status"] == "counted") & pc["value"].notna()]
+    w = work_cost(runs)[[*KEY, "placement"]].merge(runs[[*KEY, "rx_bytes", "worker_bytes"]], on=KEY)
+    if counted.empty or w.empty:
+        return pd.DataFrame()
+    thread_prefix = counted["thread"].str.extract(r"^([a-z]+)", expand=False)
+    counted = counted.assign(kind=thread_prefix.map({"rx": "hot", "worker": "cold"}))
+    per_run = counted.groupby([*KEY, "event", "kind"], as_index=False)["value"].sum()
+    out = per_run.merge(w, left_on=[*KEY, "kind"], right_on=[*KEY, "placement"])
+    out["bytes"] = out["rx_bytes"].where(out["placement"] == "hot", out["worker_bytes"])
+    out = out[out["bytes"] > 0]
+    out["misses_per_kib"] = out["value"] / (out["bytes"] / 1024)
+    out = out.merge(runs[[*KEY, *[c for c in BASE if c != "dataset"]]], on=KEY)
+    order = {e: i for i, e in enumerate(CACHE_EVENTS)}
+    out = out.sort_values("event", key=lambda s: s.map(order), kind="stable")
+    return out[[*KEY, *[c for c in BASE if c != "dataset"], "event", "placement", "misses_per_kib"]]
+
+
 def counter_rates(perf_counters: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per run and event: the total over all threads, per MiB received and per second of run.
 

@@ -1,15 +1,18 @@
-"""The cover letter's three claims, each checked against a recording: (1) one ring saturates under
+"""The cover letter's claims, each checked against a recording: (1) one ring saturates under
 userspace work (``single``); (2) handing the work to threads costs context switches and CPU per GB
 over rings sharing an ifq with as many threads (``workers`` against ``shared-ifq``); (3) an ifq per
 ring needs a hardware queue per ring where sharing needs one, at what throughput ratio
-(``ifq-per-ring`` against ``shared-ifq``). Each gets ``supported``, ``contradicted`` or ``not
-resolved`` by the recording, with the numbers behind it."""
+(``ifq-per-ring`` against ``shared-ifq``); (4) working on a payload received on another core costs
+more than on the receiving core (cache effect: PMU cache misses per KiB where the machine has a
+PMU, the working thread's user CPU per KiB hot against cold otherwise). Each gets ``supported``,
+``contradicted`` or ``not resolved`` by the recording, with the numbers behind it."""
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 
+from zcrxprof.analysis.cache import pmu_misses_per_kib, work_cost
 from zcrxprof.analysis.compare import ALPHA, significant_direction
 from zcrxprof.analysis.queues import queue_budget
 from zcrxprof.analysis.runs import per_run
@@ -174,8 +177,60 @@ def queues_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) 
     return _claim(name, 3, title, verdict, reason, _few_cores(cores, n, f"{n} rings"), rows)
 
 
+def _hot_cold_groups(frame: pd.DataFrame, value: str) -> tuple[pd.Series, pd.Series, dict]:
+    """The hot and cold per-run ``value`` of the configuration (``BASE``) with the most work that
+    has both placements, and that configuration."""
+    best: tuple[pd.Series, pd.Series, dict] = (pd.Series(dtype=float), pd.Series(dtype=float), {})
+    for key, g in frame.groupby(BASE, dropna=False):
+        hot, cold = g[g["placement"] == "hot"][value], g[g["placement"] == "cold"][value]
+        config = dict(zip(BASE, key))
+        if len(hot) and len(cold) and (not best[2] or config["work_ns_per_kib"] >= best[2]["work_ns_per_kib"]):
+            best = (hot, cold, config)
+    return best
+
+
+def cache_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) -> list[dict]:
+    """Claim 4 for one dataset: cold (``workers``: a worker works on what the ring thread received
+    on another core) against hot (a ring thread works on what it received). Where perf counted a
+    hardware cache event, its misses per KiB received (``cache.pmu_misses_per_kib``); otherwise
+    the working thread's user CPU ns per KiB (``cache.work_cost``, as ``cache.hot_vs_cold``).
+    Supported when cold is significantly dearer, contradicted when significantly cheaper."""
+    title = "Work on a payload received on another core costs more (cache effect, workers vs rings)"
+    pmu = pmu_misses_per_kib(ds, runs)
+    if not pmu.empty:
+        event = pmu["event"].iloc[0]
+        frame, value, unit = pmu[pmu["event"] == event], "misses_per_kib", f"{event}/KiB"
+        measure = f"{event} per KiB (PMU)"
+    else:
+        frame, value, unit = work_cost(runs), "measured_ns_per_kib", "ns/KiB"
+        measure = "user CPU per KiB (no PMU counters)"
+    hot, cold, config = _hot_cold_groups(frame, value)
+    if hot.empty:
+        return _unresolved(name, 4, title, "no workers run next to a ring-thread topology with work "
+                                           "in the same configuration")
+    ratio, test = bootstrap_ratio(cold, hot), permutation_test(cold, hot)
+    title = (f"Working on a payload from another core costs x{ratio.value:.2f} in {measure} "
+             f"at {config['work_ns_per_kib']:g} ns/KiB of work")
+    direction = significant_direction(ratio, test.p_value)
+    if direction > 0:
+        verdict, reason = SUPPORTED, "cold (workers) is significantly dearer than hot (p < 0.05, interval above 1)"
+    elif direction < 0:
+        verdict, reason = CONTRADICTED, "cold (workers) is significantly cheaper than hot"
+    else:
+        verdict, reason = NOT_RESOLVED, _why_unresolved(test.p_floor, "cold/hot")
+    rows = [_row(f"hot {unit}", unit, bootstrap_median(hot)), _row(f"cold {unit}", unit, bootstrap_median(cold)),
+            _row("cold/hot", "x", ratio, p_value=test.p_value)]
+    workers = runs[runs["topology"] == "workers"]["workers"]
+    n = int(workers.max()) + 1 if len(workers) else 0
+    notes = [_few_cores(cores, n, f"workers: {n} threads")] if n else []
+    if pmu.empty and is_emulated_timing((ds.metadata_by_name[name].get("place") or {}).get("accelerator")):
+        notes.append("timing emulated (TCG guest): CPU times do not show a real cache")
+    note = "; ".join(n for n in notes if n)
+    return _claim(name, 4, title, verdict, reason, note, rows)
+
+
 def df_claims(ds: Dataset) -> pd.DataFrame:
-    """The three claims per dataset, long form: one row per quantity shown, with the claim's
+    """The four claims per dataset, long form: one row per quantity shown, with the claim's
     ``claim`` number, ``title`` (its numbers filled in), ``verdict`` (supported / contradicted /
     not resolved), ``reason``, ``note`` (fewer cores than threads) and per quantity ``median``,
     ``ci_lo``/``ci_hi`` (95 % bootstrap; NaN for counts), ``runs`` and ``p_value`` (exact
@@ -189,4 +244,5 @@ def df_claims(ds: Dataset) -> pd.DataFrame:
         rows += saturation_claim(mine, name, is_emulated_timing(accel))
         rows += handoff_claim(mine, name, cores)
         rows += queues_claim(ds, mine, name, cores)
+        rows += cache_claim(ds, mine, name, cores)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,7 +1,7 @@
 """A/B comparison of two recordings (two kernels, commits, machines, patched or not): runs matched by
 topology, rings, workers, work and offered rate; per match the ratio B / A of the medians with a 95 %
 bootstrap interval, an exact permutation test and a verdict word, and the reasons the two may not be
-comparable (backend, emulated timing, cores, sender, work model)."""
+comparable (tool, backend, emulated timing, cores, sender, work model)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +12,7 @@ import pandas as pd
 from zcrxprof.analysis.runs import per_run
 from zcrxprof.analysis.stats import Estimate, bootstrap_median, bootstrap_ratio, permutation_test
 from zcrxprof.dataset import Dataset
+from zcrxprof.importers.common import tool_of
 from zcrxprof.vocab import is_emulated_timing, topology_order
 
 # A difference is significant when the permutation test's p is below this and the ratio's 95 %
@@ -74,7 +75,8 @@ def _facts(ds: Dataset, runs: pd.DataFrame) -> dict[str, str]:
     """What must be equal for A and B to be comparable, as printable words."""
     machine = ds.metadata.get("machine") or {}
     accel = (ds.metadata.get("place") or {}).get("accelerator") or next((a for a in runs["accelerator"] if a), "")
-    return {"backend": "/".join(sorted(set(runs["backend"]))) or str(ds.metadata.get("backend") or "?"),
+    return {"tool": tool_of(ds.metadata),
+            "backend": "/".join(sorted(set(runs["backend"]))) or str(ds.metadata.get("backend") or "?"),
             "emulated timing": "yes" if is_emulated_timing(accel) else "no",
             "cores": str(machine.get("cores") or "?"),
             "sender": "/".join(sorted(set(runs["sender"]))) or "?"}
@@ -82,7 +84,8 @@ def _facts(ds: Dataset, runs: pd.DataFrame) -> dict[str, str]:
 
 def incomparable(a: Dataset, runs_a: pd.DataFrame, b: Dataset, runs_b: pd.DataFrame) -> list[str]:
     """One warning per fact that differs between A and B and makes their numbers incomparable:
-    backend, emulated timing, cores, sender (``work model differs`` is added per match)."""
+    the tool that measured them (zcrxprof or an imported iperf3/neper/kperf), backend, emulated
+    timing, cores, sender (``work model differs`` is added per match)."""
     fa, fb = _facts(a, runs_a), _facts(b, runs_b)
     return [f"{what} differs: A {fa[what]}, B {fb[what]}" for what in fa if fa[what] != fb[what]]
 

@@ -1,6 +1,7 @@
 """The `zcrxprof` command: parse, dispatch to one module per subcommand, print failures as one line.
 
-Each subcommand lives in its own module of this package (``record``, ``datasets`` for ls/show,
+Each subcommand lives in its own module of this package (``record``, ``import_`` (import),
+``datasets`` for ls/show,
 ``summary``, ``compare``, ``report``, ``export``, ``lab``, ``doctor``; ``text`` holds their shared
 plain-text helpers) exposing ``register(subparsers)``, which adds a parser
 and sets ``func(args) -> int`` on it. The command's work stays in its library module; these modules
@@ -13,15 +14,16 @@ import argparse
 import sys
 
 from zcrxprof import __version__
-from zcrxprof.cli import compare, datasets, doctor, export, lab, record, report, summary
+from zcrxprof.cli import compare, datasets, doctor, export, import_, lab, record, report, summary
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 # Subcommand modules, in the order `zcrxprof --help` lists them (data flow order).
-COMMAND_MODULES = (record, datasets, summary, compare, report, export, lab, doctor)
+COMMAND_MODULES = (record, import_, datasets, summary, compare, report, export, lab, doctor)
 
 EPILOG = """\
 examples:
   zcrxprof record --rings 4            # all four topologies, 3 x 10 s each, into datasets/
+  zcrxprof import --iperf3 R.json --name X  # another tool's results as a dataset
   zcrxprof ls                          # recorded datasets
   zcrxprof summary NAME                # the claims it supports, as plain text (80 columns)
   zcrxprof compare A B                 # B against A, configuration by configuration

@@ -70,6 +70,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from zcrxprof import dataset
     from zcrxprof.analysis.summary import topology_summary
+    from zcrxprof.importers import describe as describe_import
     ds = dataset.load(args.dataset, args.root)
     for note in dataset.absent_notes(ds):
         print(note, file=sys.stderr)
@@ -86,6 +87,8 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{len(runs)}/{plan.get('runs', '?')} runs ({', '.join(f'{v} {k}' for k, v in status.items()) or 'none'})")
     print(dataset.usable_summary(runs))
     print(labels(meta))
+    for line in describe_import(meta):
+        print(line)
     machine = meta.get("machine") or {}
     print(f"machine: {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores; "
           f"recorded {meta.get('created', '?')}; command: {meta.get('command_line', '?')}")

@@ -13,6 +13,8 @@ examples:
   zcrxprof lab prepare --kernel 7.2.13+deb14-amd64
   zcrxprof lab run -- uname -r               # boot it, run the command as root, return its status
   zcrxprof lab run --cpus 2 --memory 4G -- loadgen/zcrx-loadgen --backend zcrx-nodev --json
+  zcrxprof lab run --kernel ~/src/linux -- loadgen/zcrx-loadgen --kernel-features
+                                             # your own build tree (or bzImage) instead
   zcrxprof lab status                        # cached kernels, zcrx features, accelerator
 """
 
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="print nothing and skip the archive check when a kernel is already prepared")
     pr.set_defaults(func=_prepare)
     ru = sub.add_parser("run", help="boot the lab kernel and run CMD as root in the guest")
-    ru.add_argument("--kernel", metavar="VERSION")
+    ru.add_argument("--kernel", metavar="VERSION|PATH",
+                    help="a prepared kernel's version, or your own kernel build tree or bzImage (a path)")
     ru.add_argument("--cpus", type=int, default=2)
     ru.add_argument("--memory", default="4G")
     ru.add_argument("--timeout", type=float, default=600.0, help="seconds before the guest is killed (default 600)")
@@ -57,6 +60,11 @@ def _run(args: argparse.Namespace) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise UsageError("lab run: give the command after `--`, e.g. zcrxprof lab run -- uname -r")
+    if args.kernel and isinstance(kernel := lab.kernel_for(args.kernel), lab.UserKernel):
+        ident = kernel.identity()
+        print(f"zcrxprof lab: {args.kernel}: {ident['kind']} of {ident['release']}"
+              f"{', ' + ident['git_describe'] if ident['git_describe'] else ''}; zcrx features by version "
+              f"and config: {', '.join(ident['features']) or 'none'}", file=sys.stderr)
     res = lab.run(cmd, kernel=args.kernel, cpus=args.cpus, memory=args.memory, timeout=args.timeout,
                   rwdirs=args.rwdir)
     if args.json:

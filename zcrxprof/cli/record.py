@@ -27,6 +27,7 @@ examples:
   zcrxprof record --topology single,shared-ifq --rings 2,4 --duration 5
   zcrxprof record --rate 2,4,8 --topology single    # offered-load sweep (saturation curve)
   zcrxprof record --kernel 7.3.4+deb13-amd64 --rings 2   # inside the kernel lab: zcrx-nodev + kprobes
+  zcrxprof record --kernel ~/src/linux --name patched     # your build tree (a patch series applied)
   zcrxprof record --probes none --repeat 1 --name quick-look
 """
 
@@ -55,13 +56,22 @@ def register(subparsers) -> None:
                    help="auto: zcrx-nodev in the kernel lab, copy on the host (default auto)")
     p.add_argument("--ifname", help="zcrx backend: the NIC")
     p.add_argument("--queue", type=int, help="zcrx backend: the NIC's RX queue")
-    p.add_argument("--kernel", metavar="VER",
-                   help="run the whole recording inside the kernel lab guest booting VER (`zcrxprof lab status`)")
+    p.add_argument("--kernel", metavar="VER|PATH",
+                   help="run the whole recording inside the kernel lab guest booting VER (`zcrxprof lab status`), "
+                        "or your own kernel: a build tree or a bzImage (its release, git describe, config "
+                        "hash and zcrx features go into the dataset)")
     p.add_argument("--probes", default="auto", metavar="LIST",
                    help="kernel probe tools: ringsched,uringwork,zcrxstat,pagepool, all, none or auto "
                         "(default auto: zcrxstat where kernel-function probes work, pagepool with a zcrx NIC)")
     p.add_argument("--sender", default="netns", choices=("netns", "local"),
                    help="sender in its own namespace over veth (default) or in this one over loopback")
+    p.add_argument("--peer", action="append", default=[], metavar="[USER@]HOST[:PORT]",
+                   help="run the senders on this host over ssh (repeatable; docs/peers.md)")
+    p.add_argument("--peers", metavar="PEER,…", help="comma-separated peers, like repeated --peer")
+    p.add_argument("--peer-dir", metavar="DIR",
+                   help="directory on the peers for the recording's temporary directory (default $TMPDIR or /tmp)")
+    p.add_argument("--ssh-config", metavar="FILE", help="ssh configuration file for the peers (ssh -F; "
+                   "default: the user's ~/.ssh/config)")
     p.add_argument("--name", help="dataset name (default: UTC timestamp, backend and place)")
     p.add_argument("--out", type=Path, help="datasets directory (default datasets/)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -89,6 +99,23 @@ def resolve_backend(args: argparse.Namespace, in_lab: bool) -> str:
     return backend
 
 
+def parse_peer_flags(args: argparse.Namespace) -> list:
+    """--peer/--peers as addresses; --peer-dir and --ssh-config checked (UsageError otherwise)."""
+    from zcrxprof.collect.peers import parse_peers
+    peers = parse_peers(list(args.peer) + ([args.peers] if args.peers is not None else []))
+    if args.peers is not None and not peers:
+        raise UsageError("--peers: give at least one [USER@]HOST[:PORT]")
+    if not peers and (args.peer_dir is not None or args.ssh_config is not None):
+        raise UsageError("--peer-dir and --ssh-config apply to --peer only")
+    if args.peer_dir is not None and not args.peer_dir.startswith("/"):
+        raise UsageError(f"--peer-dir {args.peer_dir!r}: an absolute path on the peers")
+    if args.ssh_config is not None and not os.path.isfile(args.ssh_config):
+        raise UsageError(f"--ssh-config {args.ssh_config}: no such file")
+    if peers and args.kernel:
+        raise UsageError("--peer: remote senders do not run with --kernel (the lab guest has no route to them)")
+    return peers
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     """Validate the flags, then record on the host or inside the kernel lab."""
     from zcrxprof import dataset
@@ -104,27 +131,35 @@ def cmd_record(args: argparse.Namespace) -> int:
     if not math.isfinite(args.interval) or args.interval <= 0:
         raise UsageError("--interval must be a finite number > 0")
     backend = resolve_backend(args, in_lab or bool(args.kernel))
+    peers = parse_peer_flags(args)
     specs = build_plan(topologies, rings, works, rates, args.duration, args.repeat)
     typed = guest.guest_argv(args, args.record_parser, {"record_parser", "func"})
     opts = record.RecordOptions(
         topologies=topologies, rings=rings, works=works, rates=rates, duration_s=args.duration,
         repeat=args.repeat, backend=backend, probes=probes, name=args.name, out=args.out,
         sender=args.sender, interval_s=args.interval, command_line=record.command_line(["record", *typed]),
-        quiet=args.quiet)
+        quiet=args.quiet, peers=peers, ssh_config=args.ssh_config, peer_dir=args.peer_dir)
+    if peers:
+        opts.sender = "peers"
     if args.kernel:
         if in_lab:
             raise UsageError("--kernel: already inside the kernel lab guest")
         if any(mod.make_collectors(args) for mod in plugins.plugin_modules()):
             opts.notes.append("plug-in collectors (perf) do not run inside the lab guest")
         from zcrxprof import lab
-        kernel = lab.prepared(args.kernel)      # not prepared, or damaged: one line naming the fix
+        kernel = lab.kernel_for(args.kernel)   # not prepared, damaged, not a kernel: one line naming the fix
+        user = isinstance(kernel, lab.UserKernel)
         config = kernel.config()       # empty when the kernel ships no config: then the version decides
         why = ("is older" if not vocab.kernel_has(kernel.version, NODEV) else
                "lacks it" if config and config.get("CONFIG_IO_URING_ZCRX") != "y" else None)
         if backend == "zcrx-nodev" and why:   # refused here, before the guest boots
-            raise UsageError(f"record --kernel {kernel.version}: --backend zcrx-nodev needs a kernel >= {NODEV_KERNEL} "
-                             f"built with CONFIG_IO_URING_ZCRX (ZCRX_REG_NODEV) and this one {why}; prepare a "
-                             f"newer one (`zcrxprof lab prepare`) or record with --backend copy")
+            named = f"{args.kernel} ({kernel.version})" if user else kernel.version
+            fix = "build it from a newer tree" if user else "prepare a newer one (`zcrxprof lab prepare`)"
+            raise UsageError(f"record --kernel {named}: --backend zcrx-nodev needs a kernel >= {NODEV_KERNEL} "
+                             f"built with CONFIG_IO_URING_ZCRX (ZCRX_REG_NODEV) and this one {why}; {fix} "
+                             f"or record with --backend copy")
+        if user:
+            opts.kernel_build = kernel.identity()
         dest = (args.out or dataset.default_root()) / record.dataset_name(opts, "lab")
         if dest.exists():
             raise UsageError(f"{dest} already exists; choose another --name")

@@ -1,5 +1,5 @@
 """`zcrxprof summary NAME`: the first-screen answer as plain text within 80 columns, ready to paste
-into a cover letter (netdev takes plain text only) — the environment, the three claims with medians,
+into a cover letter (netdev takes plain text only) — the environment, the four claims with medians,
 95 % intervals and verdicts, and the command that reproduces the recording."""
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def register(subparsers) -> None:
     """Add the `summary` subcommand."""
     p = subparsers.add_parser(
         "summary", help="the claims a dataset supports, as plain text for a cover letter",
-        description="Print a dataset's environment, the three claims (one ring saturates; handing work "
-                    "to threads costs switches and CPU; an ifq per ring needs a queue per ring) with "
+        description="Print a dataset's environment, the four claims (one ring saturates; handing work "
+                    "to threads costs switches and CPU; an ifq per ring needs a queue per ring; working on "
+                    "a payload from another core costs more) with "
                     "medians, 95% intervals and verdicts, and the command that reproduces it; every "
                     "line within 80 columns.")
     p.add_argument("dataset", help="dataset name (under --root) or path")

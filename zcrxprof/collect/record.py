@@ -56,6 +56,10 @@ class RecordOptions:
     collectors: list = field(default_factory=list)   # plug-in RunCollectors
     quiet: bool = False
     notes: list = field(default_factory=list)        # remarks for the dataset's metadata
+    peers: list = field(default_factory=list)        # remote sender hosts (collect.peers.PeerAddress)
+    ssh_config: str | None = None                    # ssh -F FILE for the peers (default: the user's)
+    peer_dir: str | None = None                      # where on the peers the temp directory goes
+    kernel_build: dict | None = None      # a user's kernel (`--kernel PATH`): UserKernel.identity()
 
 
 def utc_now() -> str:
@@ -129,8 +133,14 @@ def remove_stale_namespaces() -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def placement(stack: contextlib.ExitStack, sender: str) -> Placement:
-    """Sender placement: its own namespace joined by veth (created now, removed by ``stack``) or local."""
+def placement(stack: contextlib.ExitStack, sender: str, opts: RecordOptions | None = None,
+              binary: str = "") -> Placement:
+    """Sender placement: remote peers (connected, checked and deployed now), its own namespace
+    joined by veth (created now) or local; ``stack`` undoes it."""
+    if opts is not None and opts.peers:
+        from zcrxprof.collect import peers
+        remote = peers.open_peers(stack, opts.peers, binary, ssh_config=opts.ssh_config, peer_dir=opts.peer_dir)
+        return Placement(peers.listen_address(remote), "", [], "peers", remote)
     if sender == "local":
         return Placement(LOCAL_HOST, LOCAL_HOST, [], "local")
     from zcrxprof import netns
@@ -167,6 +177,7 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
                  "rate_gbit_s": opts.rates, "duration_s": opts.duration_s, "repeat": opts.repeat,
                  "interval_s": opts.interval_s, "sender": opts.sender, "runs": len(specs)},
         "versions": _versions(), "notes": list(opts.notes),
+        "kernel_build": _kernel_build(opts.kernel_build, binary),
     }
     remove_stale_namespaces()
     interrupted = False
@@ -176,7 +187,10 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
             with signals_deferred():
                 writer = writer_class(path, metadata)
             progress.message(f"dataset {path} ({len(specs)} runs, {opts.backend} backend, {place} {kernel})")
-            where = placement(stack, opts.sender)
+            where = placement(stack, opts.sender, opts, binary)
+            if where.peers:
+                with signals_deferred():
+                    writer.update_metadata(peers=_peer_metadata(where, specs[0], binary, opts.interval_s))
             probes, notes = None, []
             tools = opts.probes
             if tools == ["auto"]:
@@ -224,6 +238,32 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
         progress.message(f"interrupted: {done} of {len(specs)} runs on disk in {path} (complete: false)")
         raise children.Stopped(stop.first or signal.SIGINT)
     return path
+
+
+def _kernel_build(identity: dict | None, binary: Path) -> dict | None:
+    """A user kernel's identity with what ``IORING_REGISTER_QUERY`` answers in this kernel (``query``:
+    the load generator's ``--kernel-features`` line, or null with ``query_error`` when it did not run)."""
+    if identity is None:
+        return None
+    from zcrxprof.loadgen import kernel_features
+    try:
+        return {**identity, "query": kernel_features(binary), "query_error": None}
+    except ZcrxprofError as exc:
+        return {**identity, "query": None, "query_error": str(exc)}
+
+
+def _peer_metadata(where: Placement, spec: RunSpec, binary: str, interval_s: float) -> list[dict]:
+    """The peers' preflight facts, each with its sender's command line (``PORT``: the run's port)."""
+    from zcrxprof.collect.peers import spread
+    from zcrxprof.collect.runner import receiver_connections, sender_args
+    setup = RunSetup(binary, "", where, {}, interval_s)
+    total = receiver_connections(spec, setup)
+    out = []
+    for peer, n in zip(where.peers, spread(total, len(where.peers))):
+        args = sender_args(spec, setup, peer.facts["receiver_address"], 0, n, spec.rate_gbit_s * n / total)
+        command = shlex.join([f"{peer.remote_dir}/zcrx-loadgen", *args]).replace(":0 ", ":PORT ")
+        out.append({**peer.facts, "sender_command": command})
+    return out
 
 
 def _merge_metadata(writer, outcome, spec: RunSpec) -> None:

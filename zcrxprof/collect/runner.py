@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import selectors
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from zcrxprof import children
 from zcrxprof.children import signals_deferred
+from zcrxprof.collect.peers import START_MARK, start_time
 from zcrxprof.collect.plan import RunSpec
 from zcrxprof.collect.plugins import RunContext
 from zcrxprof.collect.samplers import SystemSampler
@@ -38,7 +40,8 @@ class Placement:
     listen_host: str                    # address the receiver binds
     connect_host: str                   # address the sender connects to
     sender_prefix: list[str] = field(default_factory=list)   # e.g. ["ip", "netns", "exec", NS]
-    sender: str = "local"               # runs.sender label: netns | local
+    sender: str = "local"               # runs.sender label: netns | local | peers
+    peers: list = field(default_factory=list)                # remote senders (collect.peers.Peer)
 
 
 @dataclass
@@ -68,7 +71,7 @@ class RunOutcome:
 def receiver_argv(spec: RunSpec, setup: RunSetup) -> list[str]:
     """The receiving load generator's command line (it picks a free port and reports it)."""
     argv = [setup.loadgen, "--json", "--topology", spec.topology, "--backend", setup.backend,
-            "--connections", str(spec.connections), "--interval", f"{setup.interval_s:g}",
+            "--connections", str(receiver_connections(spec, setup)), "--interval", f"{setup.interval_s:g}",
             "--work", "checksum", "--work-ns-per-kib", str(int(round(spec.work_ns_per_kib))),
             "--listen", f"{setup.placement.listen_host}:0",
             "--duration", f"{spec.duration_s + EXTRA_TIME_S / 2:g}"]
@@ -81,13 +84,39 @@ def receiver_argv(spec: RunSpec, setup: RunSetup) -> list[str]:
 
 def sender_argv(spec: RunSpec, setup: RunSetup, port: int) -> list[str]:
     """The sending load generator's command line (with the namespace prefix)."""
-    argv = setup.placement.sender_prefix + [
-        setup.loadgen, "--json", "--connect", f"{setup.placement.connect_host}:{port}",
-        "--connections", str(spec.connections), "--duration", f"{spec.duration_s:g}",
-        "--interval", f"{setup.interval_s:g}"]
-    if spec.rate_gbit_s:
-        argv += ["--rate", f"{spec.rate_gbit_s:g}"]
+    return setup.placement.sender_prefix + [setup.loadgen] + sender_args(
+        spec, setup, setup.placement.connect_host, port, spec.connections, spec.rate_gbit_s)
+
+
+def sender_args(spec: RunSpec, setup: RunSetup, host: str, port: int, connections: int,
+                rate_gbit_s: float) -> list[str]:
+    """A sender's flags: connect to HOST:PORT with this many connections at this rate."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    argv = ["--json", "--connect", target, "--connections", str(connections),
+            "--duration", f"{spec.duration_s:g}", "--interval", f"{setup.interval_s:g}"]
+    if rate_gbit_s:
+        argv += ["--rate", f"{rate_gbit_s:g}"]
     return argv
+
+
+def receiver_connections(spec: RunSpec, setup: RunSetup) -> int:
+    """Connections the receiver waits for: the run's, or at least one per remote sender."""
+    return max(spec.connections, len(setup.placement.peers))
+
+
+def start_senders(spec: RunSpec, setup: RunSetup, port: int) -> list[LoadgenProcess]:
+    """The run's senders: one here (or in the namespace), or one per peer with its share of the
+    connections and of the offered rate (``collect.peers.spread``, docs/peers.md)."""
+    peers = setup.placement.peers
+    if not peers:
+        return [start_loadgen(sender_argv(spec, setup, port), "sender")]
+    from zcrxprof.collect.peers import spread
+    total = receiver_connections(spec, setup)
+    out = []
+    for peer, n in zip(peers, spread(total, len(peers))):
+        args = sender_args(spec, setup, peer.facts["receiver_address"], port, n, spec.rate_gbit_s * n / total)
+        out.append(peer.start_sender(args, f"sender@{peer.dest}"))
+    return out
 
 
 def start_loadgen(argv: list[str], name: str) -> LoadgenProcess:
@@ -121,6 +150,8 @@ class RunRecorder:
         self.start_tried = False
         self.first_sample_at: float | None = None     # wall clock (time.time()) of the first sample
         self.rx_gbit_s: dict[int, float] = {}          # progress: receive rate per reporting second
+        self.rx_started_at = 0.0                       # wall clock when the receiver started
+        self.sender_failed = False
 
     def _sample(self, t: float, pids: list[int]) -> None:
         if self.first_sample_at is None:
@@ -139,7 +170,8 @@ class RunRecorder:
         spec, setup = self.spec, self.setup
         started_at = dt.datetime.now(dt.timezone.utc).isoformat()
         t_wall = time.monotonic()
-        rx = tx = ctx = None
+        rx = ctx = None
+        txs: list[LoadgenProcess] = []
         t0 = t_wall
         interrupted = hung = False
         outcome = None
@@ -148,26 +180,28 @@ class RunRecorder:
             with signals_deferred():      # a started child is always known to the wrap-up below
                 rx = start_loadgen(receiver_argv(spec, setup), "receiver")
             t0 = time.monotonic()
+            self.rx_started_at = time.time()
             port = wait_listening(rx, LISTEN_TIMEOUT_S)
             if port is not None:
                 with signals_deferred():
-                    tx = start_loadgen(sender_argv(spec, setup, port), "sender")
+                    txs = start_senders(spec, setup, port)
+            local = [c.proc.pid for c in (rx, *txs) if not c.host]
             if self.probes is not None:
-                self.probes.begin_run([c.proc.pid for c in (rx, tx) if c is not None])
+                self.probes.begin_run(local)
             ctx = RunContext(run_id=spec.run_id, topology=spec.topology, backend=setup.backend,
                              pid=rx.proc.pid, t0=t0, duration_s=spec.duration_s, workdir=workdir.name)
-            self._sample(0.0, [p.proc.pid for p in (rx, tx) if p])
-            self._loop(rx, tx, ctx, t0)
-            hung = rx.proc.poll() is None or (tx is not None and tx.proc.poll() is None)
+            self._sample(0.0, local)
+            self._loop(rx, txs, ctx, t0)
+            hung = any(c.proc.poll() is None for c in (rx, *txs))
         except KeyboardInterrupt:
             interrupted = True
         finally:
             try:
                 with signals_deferred():
                     try:
-                        outcome = self._wrap_up(rx, tx, ctx, t0, started_at, t_wall, interrupted, hung)
+                        outcome = self._wrap_up(rx, txs, ctx, t0, started_at, t_wall, interrupted, hung)
                     finally:
-                        for child in (rx, tx):
+                        for child in (rx, *txs):
                             if child is not None:
                                 child.close()
                         workdir.cleanup()
@@ -176,13 +210,13 @@ class RunRecorder:
         outcome.interrupted = interrupted
         return outcome
 
-    def _wrap_up(self, rx, tx, ctx, t0, started_at, t_wall, interrupted, hung) -> RunOutcome:
+    def _wrap_up(self, rx, txs, ctx, t0, started_at, t_wall, interrupted, hung) -> RunOutcome:
         """Stop the children (SIGINT, then their summaries), stop collectors, build the rows."""
-        for child in (rx, tx):
+        for child in (rx, *txs):
             if child is not None:
                 child.stop(signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_S
-        for child in (rx, tx):
+        for child in (rx, *txs):
             if child is not None:
                 child.drain(deadline)
         if rx is not None:
@@ -193,27 +227,30 @@ class RunRecorder:
                 tables = _merge(tables, c.stop(ctx))
             except ZcrxprofError as exc:
                 self.notes.append(f"run {self.spec.run_id}: {c.name}: {exc}")
-        outcome = self._outcome(rx, tx, started_at, time.monotonic() - t_wall, interrupted, hung, tables)
+        outcome = self._outcome(rx, txs, started_at, time.monotonic() - t_wall, interrupted, hung, tables)
         outcome.metadata = ctx.metadata if ctx is not None else {}
         outcome.first_sample_at = self.first_sample_at
         return outcome
 
-    def _loop(self, rx: LoadgenProcess, tx: LoadgenProcess | None, ctx: RunContext, t0: float) -> None:
+    def _loop(self, rx: LoadgenProcess, txs: list[LoadgenProcess], ctx: RunContext, t0: float) -> None:
         sel = selectors.DefaultSelector()
-        for child in (rx, tx):
-            if child is not None:
-                sel.register(child.proc.stdout, selectors.EVENT_READ, child)
+        for child in (rx, *txs):
+            sel.register(child.proc.stdout, selectors.EVENT_READ, child)
         interval = self.setup.interval_s
         next_sample = interval
         hard_stop = self.spec.duration_s + EXTRA_TIME_S
         expected = _expected_threads(self.spec)
-        pids = [c.proc.pid for c in (rx, tx) if c is not None]
+        pids = [c.proc.pid for c in (rx, *txs) if not c.host]
         try:
             while True:
                 now = time.monotonic() - t0
-                alive = [c for c in (rx, tx) if c is not None and not c.eof]
+                alive = [c for c in (rx, *txs) if not c.eof]
                 if not alive or now > hard_stop:
                     break
+                if not self.sender_failed and any(c.eof and c.proc.poll() not in (None, 0) for c in txs):
+                    self.sender_failed = True    # a sender died: end the run now (it is failed)
+                    for c in (rx, *txs):
+                        c.stop(signal.SIGINT)
                 for key, _ in sel.select(timeout=max(0.0, min(next_sample - now, 0.25))):
                     child = key.data
                     for rec in child.read():
@@ -238,7 +275,7 @@ class RunRecorder:
                     next_sample += interval
                     if next_sample < now:
                         next_sample = now + interval
-            for c in (rx, tx):
+            for c in (rx, *txs):
                 if c is not None:
                     try:
                         c.proc.wait(timeout=max(0.1, hard_stop - (time.monotonic() - t0)))
@@ -256,12 +293,12 @@ class RunRecorder:
         self.rx_gbit_s[t] = self.rx_gbit_s.get(t, 0.0) + gbit
         self.progress.update(self.rx_gbit_s[t])
 
-    def _outcome(self, rx, tx, started_at, elapsed_s, interrupted, hung, extra_tables) -> RunOutcome:
+    def _outcome(self, rx, txs, started_at, elapsed_s, interrupted, hung, extra_tables) -> RunOutcome:
         spec, setup = self.spec, self.setup
         rsum = _row(rx.summary()) if rx else None
-        tsum = _row(tx.summary()) if tx else None
+        tsums = [_row(tx.summary()) for tx in txs]
         problems = []
-        for child in (rx, tx):
+        for child in (rx, *txs):
             if child is None:
                 continue
             err = _row(child.error())
@@ -275,7 +312,7 @@ class RunRecorder:
                 problems.append(f"{child.name}: {len(child.bad_lines)} unparsable output line(s), first: {child.bad_lines[0]}")
         if rx is not None and rsum is None and not interrupted:
             problems.append("receiver printed no summary")
-        if tx is None and rx is not None and not interrupted:
+        if not txs and rx is not None and not interrupted:
             problems.append(f"receiver did not listen within {LISTEN_TIMEOUT_S:g} s")
         if hung:
             problems.append(f"run did not end within {spec.duration_s + EXTRA_TIME_S:g} s; stopped")
@@ -289,8 +326,8 @@ class RunRecorder:
             status = "ok"
         error = ""
         if status == "failed":
-            tails = [f"{c.name} stderr: {c.stderr_text().strip()[-STDERR_TAIL:]}" for c in (rx, tx)
-                     if c is not None and c.stderr_text().strip()]
+            tails = [f"{c.name} stderr: {_stderr_tail(c)}" for c in (rx, *txs)
+                     if c is not None and _stderr_tail(c)]
             error = "\n".join(problems + tails)
         rsum = rsum or {}
         run = {
@@ -302,11 +339,14 @@ class RunRecorder:
             "duration_s": spec.duration_s, "sender": setup.placement.sender, "started_at": started_at,
             "elapsed_s": elapsed_s, "status": status, "error": error,
             "exit_code": rx.proc.returncode if rx is not None and rx.proc.returncode is not None else -1,
-            "bytes_sent": (tsum or {}).get("bytes_sent", rsum.get("bytes_sent")),
+            "bytes_sent": (sum(t.get("bytes_sent") or 0 for t in tsums) if tsums and all(tsums)
+                           else rsum.get("bytes_sent")),
             "bytes_received": rsum.get("bytes_received"), "gbit_s": rsum.get("gbit_s"),
             "verify_errors": rsum.get("verify_errors"), "loadgen_duration_s": rsum.get("duration_s"),
         }
-        records = [(r.row(), c) for c in (rx, tx) if c is not None for r in c.records]
+        here = socket.gethostname()
+        records = [(_placed(r.row(), c, here, self._shift(c)), c)
+                   for c in (rx, *txs) if c is not None for r in c.records]
         intervals = [r for r, _ in records if r.get("type") == "interval"]
         threads = [th for r, _ in records if r.get("type") == "summary" for th in (r.get("threads") or [])]
         regs = [r for r, c in records if r.get("type") == "registration" and c is rx]
@@ -330,6 +370,33 @@ class RunRecorder:
             tables["histograms"] = _with_run(self.probes.histograms(), spec.run_id)
         tables = _merge(tables, extra_tables)
         return RunOutcome(tables, status, rsum.get("gbit_s"), list(self.notes))
+
+
+    def _shift(self, child: LoadgenProcess) -> float:
+        """Seconds to add to a remote sender's ``t`` to put it on the receiver's time line: its
+        start on the peer's clock, less the measured offset, less the receiver's start."""
+        peer = next((p for p in self.setup.placement.peers if child.name == f"sender@{p.dest}"), None)
+        started = start_time(child) if peer is not None else None
+        if started is None:
+            return 0.0
+        return round(started - peer.clock_offset_s - self.rx_started_at, 6)
+
+
+def _placed(row: dict, child: LoadgenProcess, here: str, shift: float) -> dict:
+    """A record's row with the host it ran on and, for a remote sender, ``t`` on the receiver's
+    time line (the summary's per-thread rows too)."""
+    row["host"] = child.host or here
+    if shift and isinstance(row.get("t"), (int, float)):
+        row["t"] = round(row["t"] + shift, 6)
+    if row.get("type") == "summary":
+        row["threads"] = [{**th, "host": row["host"]} for th in row.get("threads") or []]
+    return row
+
+
+def _stderr_tail(child: LoadgenProcess) -> str:
+    """The end of a load generator's stderr, without a remote wrapper's start line."""
+    lines = [l for l in child.stderr_text().splitlines() if not l.startswith(START_MARK)]
+    return "\n".join(lines).strip()[-STDERR_TAIL:]
 
 
 def _row(rec: Record | None) -> dict | None:

@@ -27,8 +27,9 @@ from pathlib import Path
 from zcrxprof import children, paths, vocab
 from zcrxprof.children import group_members
 from zcrxprof.errors import UsageError, ZcrxprofError
-from zcrxprof.lab import accelerator, catalogue
+from zcrxprof.lab import accelerator, catalogue, userkernel
 from zcrxprof.lab.catalogue import LabKernel
+from zcrxprof.lab.userkernel import UserKernel
 
 DEFAULT_TIMEOUT_S = 600.0
 MAX_GUEST_CPUS = 256          # QEMU's q35 machine with TCG: more is a typo
@@ -84,10 +85,18 @@ def _guest_script(run_dir: Path, cmd: list[str], cwd: Path, env: dict[str, str],
     return "\n".join(lines)
 
 
-def _vng_argv(k: LabKernel, accel: str, cpus: int, memory: str, rwdirs: list[Path],
+def kernel_for(kernel: str | None) -> LabKernel | UserKernel:
+    """The kernel ``--kernel`` names: a user's build tree or image (a path), else a prepared lab
+    kernel (a version; None: the default). One line naming the fix when it cannot boot."""
+    if userkernel.is_path(kernel):
+        return userkernel.load(kernel)
+    return catalogue.prepared(kernel)
+
+
+def _vng_argv(k: LabKernel | UserKernel, accel: str, cpus: int, memory: str, rwdirs: list[Path],
               script: Path) -> list[str]:
     vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
-    argv = [vng, "--run", str(k.vmlinuz), "--cpus", str(cpus), "--memory", memory,
+    argv = [vng, "--run", k.boot_target, "--cpus", str(cpus), "--memory", memory,
             "--user", "root", "--cwd", str(paths.lab_share_dir())]
     if accel == "tcg":
         argv.append("--disable-kvm")
@@ -125,7 +134,7 @@ def _remove_stale_runs(runs_dir: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _boot_once(k: LabKernel, accel: str, cmd: list[str], cpus: int, memory: str,
+def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int, memory: str,
                timeout: float, rwdirs: list[Path], cwd: Path, env: dict[str, str],
                boot_deadline: float | None = None) -> LabResult | None:
     """One boot; None when a trial boot never started the command (the accelerator failed)."""
@@ -187,6 +196,9 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
         cwd: str | Path | None = None, env: dict[str, str] | None = None) -> LabResult:
     """Boot the lab kernel, run ``cmd`` as root in the guest and return its status and output.
 
+    ``kernel`` is a prepared kernel's version (default: the pinned or newest one) or the path of a
+    user's kernel build tree or image (:mod:`zcrxprof.lab.userkernel`).
+
     The project directory (and ``rwdirs``) are writable in the guest, the rest of the host's root
     filesystem is shared read-only. KVM is tried first and TCG used when KVM fails (one notice on
     stderr); the working accelerator is remembered. After ``timeout`` seconds the guest is killed
@@ -200,7 +212,7 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
         raise UsageError(f"lab run: --memory must look like 4G or 2048M (got {memory!r})")
     if not math.isfinite(timeout) or timeout <= 0:
         raise UsageError(f"lab run: timeout must be a finite number > 0 (got {timeout})")
-    k = catalogue.prepared(kernel)       # refuses a damaged ready.json or kernel image before booting
+    k = kernel_for(kernel)       # refuses a damaged kernel, tree or image before booting
     dirs = [Path(d).resolve() for d in (rwdirs or [])]
     for d in dirs:
         if not d.is_dir():

@@ -42,6 +42,11 @@ class LabKernel:
         return self.root / "usr" / "lib" / "modules" / self.version / "vmlinuz"
 
     @property
+    def boot_target(self) -> str:
+        """What ``vng --run`` gets: the kernel image."""
+        return str(self.vmlinuz)
+
+    @property
     def moddir(self) -> Path:
         """The modules directory (the guest sees it as /lib/modules/<version>)."""
         return self.root / "usr" / "lib" / "modules" / self.version
