@@ -96,7 +96,10 @@ def git_sha() -> str | None:
                              capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(top), "status", "--porcelain", "--untracked-files=no"],
+        # --no-optional-locks: status never takes .git/index.lock, which a SIGKILLed record would
+        # leave in the user's checkout
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(top), "status", "--porcelain",
+                                "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -64,7 +64,7 @@ def _git_describe(tree: Path) -> str | None:
     if not (tree / ".git").exists():
         return None
     try:
-        p = subprocess.run(["git", "-C", str(tree), "describe", "--always", "--dirty"],
+        p = subprocess.run(["git", "--no-optional-locks", "-C", str(tree), "describe", "--always", "--dirty"],
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
