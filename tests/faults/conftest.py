@@ -86,13 +86,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def zcrxprof_cmd() -> list[str]:
-    """The zcrxprof command as users run it (the venv's Python, module entry)."""
-    return [sys.executable, "-m", "zcrxprof"]
-
-
-
-@pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """A real one-run dataset recorded for this session (copy backend, loopback, no probes)."""
     out = tmp_path_factory.mktemp("small")
