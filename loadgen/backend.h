@@ -82,6 +82,7 @@ struct rx_ring {                /* one receive ring, owned by its thread */
 	void *shared;           /* from shared_init (NULL if none) */
 	void *priv;             /* per-ring backend state, set by ring_init */
 	uint32_t bundle;        /* set by ring_init: buffers one CQE may carry (> 1: see next_buf) */
+	char bundle_rule[96];   /* set by ring_init: why bundle is what it is (params.bundle_rule) */
 };
 
 struct rx_backend {

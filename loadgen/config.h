@@ -57,6 +57,10 @@ struct lg_config {
 	unsigned wait_min_us;           /* ... for at most this long, then for any one */
 	const char *ifname;             /* --backend zcrx: NIC (rx_zcrx.c) */
 	int queue;                      /* --backend zcrx: RX queue, -1 = unset */
+	int queues[LG_MAX_RINGS];       /* --queues: ifq-per-ring, ring i on queues[i] and port PORT+i */
+	int nqueues;                    /* 0 = unset (every ring on --queue) */
+	bool preflight;                 /* --preflight: check, set up and register, release, exit */
+	int ports;                      /* --ports N (sender): connection i to PORT + i mod N; 1 = one port */
 	bool setup_nic;                 /* --backend zcrx: apply and restore NIC settings */
 	bool kernel_features;           /* --kernel-features: print the zcrx kernel facts and exit */
 	bool share_v4;                  /* --share-uapi v4: shared-ifq rings join ring 0's ifq with the

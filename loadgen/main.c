@@ -45,6 +45,8 @@ struct run {
 	int *tx_fds;
 	int ntx;
 	int sfd, lfd;
+	int xlfds[LG_MAX_RINGS];        /* --queues: the listeners of rings 1.. (ring 0's is lfd) */
+	int nxlfds;
 	double loops_per_us;
 	uint64_t end_ns;
 	int status;
@@ -68,7 +70,7 @@ static int check_cpus(const char *opt, const int *cpus, int n, struct lg_error *
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		if (!CPU_ISSET(cpus[i], &allowed)) {
+		if (cpus[i] >= CPU_SETSIZE || !CPU_ISSET(cpus[i], &allowed)) {
 			lg_error_set(err, NULL, 0, "%s: CPU %d is not available to this process", opt, cpus[i]);
 			return -1;
 		}
@@ -76,15 +78,62 @@ static int check_cpus(const char *opt, const int *cpus, int n, struct lg_error *
 	return 0;
 }
 
-static void add_conn(struct run *run, int fd)
+/*
+ * CPUs the receiving threads may run on: the distinct CPUs of --rx-cpus (checked above to be
+ * allowed), else every CPU of this process's affinity mask (taskset, cpuset cgroups; not a CPU
+ * quota). Receiving threads are the rings plus the workers; more of them than CPUs share cores,
+ * which every record says (rings_share_cores). A sender-only run has none.
+ */
+static int count_rx_cpus(struct lg_error *err)
 {
-	struct conn *c = &run->conns[run->nconns];
+	cpu_set_t set;
+
+	if (g_cfg.mode != MODE_CONNECT && g_cfg.n_rx_cpus) {
+		CPU_ZERO(&set);
+		for (int i = 0; i < g_cfg.n_rx_cpus; i++)
+			if (g_cfg.rx_cpus[i] < CPU_SETSIZE)
+				CPU_SET(g_cfg.rx_cpus[i], &set);
+	} else if (sched_getaffinity(0, sizeof(set), &set) < 0) {
+		lg_error_set(err, "sched_getaffinity", errno, "CPUs available to this process");
+		return -1;
+	}
+	g_run.cpus_available = CPU_COUNT(&set);
+	g_run.rings_share_cores = g_cfg.mode != MODE_CONNECT &&
+				  g_cfg.rings + g_cfg.workers > g_run.cpus_available;
+	return 0;
+}
+
+/* Table mode: "4 rings on 2 CPUs: rings share cores", the words of the report and `zcrxprof summary`
+ * (zcrxprof.vocab.shared_cores_note). */
+static void shared_cores_line(const char *prefix)
+{
+	if (!g_run.rings_share_cores)
+		return;
+	if (g_cfg.workers)
+		out_printf("%s%d ring%s and %d worker%s on %d CPU%s: rings and workers share cores\n", prefix,
+			   g_cfg.rings, g_cfg.rings == 1 ? "" : "s", g_cfg.workers, g_cfg.workers == 1 ? "" : "s",
+			   g_run.cpus_available, g_run.cpus_available == 1 ? "" : "s");
+	else
+		out_printf("%s%d rings on %d CPU%s: rings share cores\n", prefix, g_cfg.rings,
+			   g_run.cpus_available, g_run.cpus_available == 1 ? "" : "s");
+}
+
+/* The connection goes in slot `slot` (ring slot mod --rings receives it). */
+static void add_conn_at(struct run *run, int fd, int slot)
+{
+	struct conn *c = &run->conns[slot];
 
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
-	c->index = run->nconns++;
+	c->index = slot;
+	run->nconns++;
 	c->client_port = sock_port(fd, 1);
 	c->phase = pattern_phase(c->client_port);
+}
+
+static void add_conn(struct run *run, int fd)
+{
+	add_conn_at(run, fd, run->nconns);
 }
 
 /*
@@ -156,9 +205,13 @@ static int setup_loopback(struct run *run, struct lg_error *err)
 	return 0;
 }
 
-/* --listen: accept C connections; returns 1 if a signal came first. */
+/* --listen: accept C connections; returns 1 if a signal came first. With --queues, ring i has its
+ * own listener on PORT+i (the flow rule of its queue matches that port) and receives the
+ * C / --rings connections made to it: the k-th accepted there goes to slot k * rings + i. */
 static int setup_listen(struct run *run, struct lg_error *err)
 {
+	int n = g_cfg.nqueues > 1 ? g_cfg.nqueues : 1, share = g_cfg.connections / n, got[LG_MAX_RINGS] = { 0 };
+	struct pollfd pfd[LG_MAX_RINGS + 1];
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char addr[64];
@@ -168,6 +221,16 @@ static int setup_listen(struct run *run, struct lg_error *err)
 	run->lfd = listen_on(&ss, len, g_cfg.connections, err);
 	if (run->lfd < 0)
 		return -1;
+	for (int i = 1; i < n; i++) {
+		struct sockaddr_storage at = ss;
+		int fd;
+
+		addr_add_port(&at, i);
+		fd = listen_on(&at, len, share, err);
+		if (fd < 0)
+			return -1;
+		run->xlfds[run->nxlfds++] = fd;
+	}
 	sock_addr_text(run->lfd, addr, sizeof(addr));
 	if (g_run.json) {
 		struct jbuf j;
@@ -176,30 +239,42 @@ static int setup_listen(struct run *run, struct lg_error *err)
 		jb_str(&j, "event", "listening");
 		jb_str(&j, "address", addr);
 		jb_u64(&j, "port", sock_port(run->lfd, 0));
+		if (n > 1)
+			jb_u64(&j, "ports", (uint64_t)n);       /* ring i on port + i */
 		jb_emit(&j);
 	} else {
-		out_printf("listening on %s port %u for %d connection(s)\n", addr, sock_port(run->lfd, 0),
-			   g_cfg.connections);
+		out_printf("listening on %s port %u%s%d for %d connection(s)\n", addr, sock_port(run->lfd, 0),
+			   n > 1 ? " (ring i on port + i) x" : "", n > 1 ? n : 1, g_cfg.connections);
 	}
 	while (run->nconns < g_cfg.connections) {
-		struct pollfd pfd[2] = { { run->lfd, POLLIN, 0 }, { run->sfd, POLLIN, 0 } };
+		pfd[0] = (struct pollfd){ run->sfd, POLLIN, 0 };
+		for (int i = 0; i < n; i++) {   /* a full ring's listener is no longer watched */
+			int fd = i ? run->xlfds[i - 1] : run->lfd;
 
-		if (poll(pfd, 2, -1) < 0) {
+			pfd[i + 1] = (struct pollfd){ n > 1 && got[i] == share ? -1 : fd, POLLIN, 0 };
+		}
+		if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			lg_error_set(err, "poll", errno, "waiting for connections");
 			return -1;
 		}
-		if (pfd[1].revents)
+		if (pfd[0].revents)
 			return 1;
-		if (pfd[0].revents) {
-			int afd = accept4(run->lfd, NULL, NULL, SOCK_CLOEXEC);
+		for (int i = 0; i < n; i++) {
+			int afd;
 
+			if (!(pfd[i + 1].revents & POLLIN))
+				continue;
+			afd = accept4(pfd[i + 1].fd, NULL, NULL, SOCK_CLOEXEC);
 			if (afd < 0) {
 				lg_error_set(err, "accept4", errno, "incoming connection");
 				return -1;
 			}
-			add_conn(run, afd);
+			if (n > 1)
+				add_conn_at(run, afd, got[i]++ * n + i);
+			else
+				add_conn(run, afd);
 		}
 	}
 	return 0;
@@ -212,9 +287,12 @@ static int setup_connect(struct run *run, struct lg_error *err)
 
 	if (addr_parse(g_cfg.addr, &ss, &len, err))
 		return -1;
-	for (int i = 0; i < g_cfg.connections; i++) {
-		int fd = connect_to(&ss, len, err);
+	for (int i = 0; i < g_cfg.connections; i++) {       /* --ports N: connection i to PORT + i mod N */
+		struct sockaddr_storage at = ss;
+		int fd;
 
+		addr_add_port(&at, i % g_cfg.ports);
+		fd = connect_to(&at, len, err);
 		if (fd < 0)
 			return -1;
 		run->tx_fds[run->ntx++] = fd;
@@ -400,6 +478,11 @@ static void summary(struct run *run)
 				   run->nconns, fair.jain, (unsigned long long)fair.min, (unsigned long long)fair.max);
 		out_printf("  max RSS %llu KiB, %.1f KiB per connection\n", (unsigned long long)rss_kib,
 			   rss_per_conn);
+		if (run->have_rcv && run->rcv.rings && run->rcv.rings[0].r.bundle_rule[0])
+			out_printf("  receives bundle up to %u buffers (%s)\n",
+				   run->rcv.rings[0].r.bundle > 1 ? run->rcv.rings[0].r.bundle : 1,
+				   run->rcv.rings[0].r.bundle_rule);
+		shared_cores_line("  ");
 		out_printf("  %-9s %-6s %4s %14s %11s %9s %9s %9s %8s %8s %9s\n", "thread", "role", "ring",
 			   "bytes", "completions", "usr_ms", "sys_ms", "work_ms", "nvcsw", "nivcsw", "enobufs");
 		for (int i = 0; i < nth; i++) {
@@ -488,10 +571,12 @@ static void summary(struct run *run)
 	/* the batch the rings used: 1 where the kernel lacks IORING_FEAT_MIN_TIMEOUT */
 	jb_u64(&j, "wait_batch", run->have_rcv && run->rcv.rings ? run->rcv.rings[0].wait_batch : 0);
 	jb_u64(&j, "wait_min_us", g_cfg.wait_min_us);
-	/* buffers one receive completion carried at most: --bundle where the kernel has capped
-	 * bundles (copy backend), else 1; 0 for a sender */
+	/* buffers one receive completion carried at most: --bundle or its default where the
+	 * kernel has capped bundles (copy backend), else 1; 0 for a sender */
 	jb_u64(&j, "bundle", !run->have_rcv || !run->rcv.rings ? 0 :
 	       run->rcv.rings[0].r.bundle > 1 ? run->rcv.rings[0].r.bundle : 1);
+	/* why: --bundle, the default's rule (the receiving CPU's L2 cache), or what the kernel lacks */
+	jb_str(&j, "bundle_rule", run->have_rcv && run->rcv.rings ? run->rcv.rings[0].r.bundle_rule : "");
 	json_cpus(&j, "rx_cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus);
 	json_cpus(&j, "tx_cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus);
 	jb_str(&j, "work", g_cfg.work == WORK_CHECKSUM ? "checksum" : "none");
@@ -532,7 +617,8 @@ int main(int argc, char **argv)
 		g_run.n_emulated = run.be->emulated(&g_cfg, g_run.emulated, LG_MAX_EMULATED);
 	}
 	if (check_cpus("--rx-cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus, &err) ||
-	    check_cpus("--tx-cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus, &err) || ensure_fd_limit(&err))
+	    check_cpus("--tx-cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus, &err) || count_rx_cpus(&err) ||
+	    ensure_fd_limit(&err))
 		return usage_error(&err);
 	if (g_cfg.mode != MODE_LOOPBACK) {
 		struct sockaddr_storage ss;
@@ -540,6 +626,12 @@ int main(int argc, char **argv)
 
 		if (addr_parse(g_cfg.addr, &ss, &len, &err))
 			return usage_error(&err);
+		if (g_cfg.mode == MODE_LISTEN && g_cfg.nqueues > 1 &&
+		    (!addr_port(&ss) || addr_port(&ss) + g_cfg.nqueues - 1 > 65535)) {
+			lg_error_set(&err, NULL, 0, "--queues: ring i listens on PORT+i, so --listen needs a fixed PORT "
+				     "with PORT+%d <= 65535 (got %s)", g_cfg.nqueues - 1, g_cfg.addr);
+			return usage_error(&err);
+		}
 	}
 	g_run.topology = g_cfg.topology_name;
 	g_run.backend = g_cfg.backend_name;
@@ -573,6 +665,23 @@ int main(int argc, char **argv)
 		if (receiver_init(&run.rcv, &g_cfg, run.be, &err))
 			goto fail;
 	}
+	if (g_cfg.preflight) {          /* every ring registered (its ifq), then all released and restored */
+		if (receiver_start(&run.rcv, run.conns, 0, &err))
+			goto fail;
+		receiver_join(&run.rcv);
+		run.have_rcv = false;
+		if (g_run.json) {
+			struct jbuf j;
+
+			jb_begin(&j, "event");
+			jb_str(&j, "event", "preflight");
+			jb_str(&j, "status", "ok");
+			jb_emit(&j);
+		} else {
+			out_printf("preflight ok: the receiver could register every ring; everything released\n");
+		}
+		goto out;
+	}
 	if (g_cfg.mode == MODE_LOOPBACK)
 		ret = setup_loopback(&run, &err);
 	else if (g_cfg.mode == MODE_LISTEN)
@@ -600,8 +709,10 @@ int main(int argc, char **argv)
 		}
 		run.ntx = 0;
 	}
-	if (!g_run.json)
+	if (!g_run.json) {
+		shared_cores_line("");
 		table_header();
+	}
 	g_run.t0_ns = now_ns();
 	if (run.have_rcv)
 		receiver_go(&run.rcv);
@@ -618,12 +729,15 @@ int main(int argc, char **argv)
 	}
 	summary(&run);
 out:
-	for (int i = 0; i < run.nconns; i++)
-		close(run.conns[i].fd);
+	for (int i = 0; run.conns && i < g_cfg.connections; i++)   /* --queues: slots fill out of order */
+		if (run.conns[i].fd > 0)
+			close(run.conns[i].fd);
 	for (int i = 0; i < run.ntx; i++)
 		close(run.tx_fds[i]);
 	if (run.lfd >= 0)
 		close(run.lfd);
+	for (int i = 0; i < run.nxlfds; i++)
+		close(run.xlfds[i]);
 	if (run.status == ST_ERROR || (run.have_rcv && run.rcv.verify_errors))
 		return 1;
 	return 0;

@@ -1,7 +1,7 @@
 /* netaddr.c - addresses and TCP sockets. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -15,8 +15,9 @@ int addr_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len, st
 {
 	char host[256];
 	const char *colon, *port;
-	struct addrinfo hints, *res;
-	int ret;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char *scope;
 
 	if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
@@ -34,22 +35,50 @@ int addr_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len, st
 	}
 	if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 || atoi(port) > 65535)
 		goto bad;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	ret = getaddrinfo(host, port, &hints, &res);
-	if (ret) {
-		lg_error_set(err, NULL, 0, "cannot resolve '%s': %s", host, gai_strerror(ret));
-		return -1;
+	/* numeric addresses only: no name service (the binary is static; glibc's NSS would need
+	 * the shared libraries of the host it runs on) */
+	memset(ss, 0, sizeof(*ss));
+	scope = strchr(host, '%');
+	if (scope)
+		*scope++ = 0;
+	if (!scope && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)atoi(port));
+		*len = sizeof(*sin);
+		return 0;
 	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)atoi(port));
+		if (scope && !(sin6->sin6_scope_id = if_nametoindex(scope))) {
+			lg_error_set(err, NULL, 0, "'%s': no interface %s", spec, scope);
+			return -1;
+		}
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	lg_error_set(err, NULL, 0, "'%s' is not a numeric IPv4 or IPv6 address (names are not resolved)", host);
+	return -1;
 bad:
 	lg_error_set(err, NULL, 0, "'%s' is not ADDR:PORT (e.g. 10.0.0.1:5201 or [fd00::1]:5201)", spec);
 	return -1;
+}
+
+unsigned addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+void addr_add_port(struct sockaddr_storage *ss, int k)
+{
+	uint16_t port = (uint16_t)(addr_port(ss) + (unsigned)k);
+
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
 }
 
 int listen_on(const struct sockaddr_storage *ss, socklen_t len, int backlog, struct lg_error *err)

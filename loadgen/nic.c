@@ -349,13 +349,35 @@ static int identify(struct nic_state *st, struct lg_error *err)
 		snprintf(st->driver, sizeof(st->driver), "no driver");
 	if (ethtool_ioctl(st->ifname, &ch) == 0) {
 		st->rx_queues = ch.combined_count + ch.rx_count;
-		if (st->queue >= st->rx_queues) {
-			lg_error_set(err, NULL, 0, "%s (%s) has %u RX queue(s): --queue %u is out of range", st->ifname,
-				     st->driver, st->rx_queues, st->queue);
-			return -1;
+		for (unsigned i = 0; i < st->nqueues; i++) {
+			if (st->queues[i] >= st->rx_queues) {
+				lg_error_set(err, NULL, 0, "%s (%s) has %u RX queue(s): queue %u is out of range", st->ifname,
+					     st->driver, st->rx_queues, st->queues[i]);
+				return -1;
+			}
 		}
 	}
 	return 0;
+}
+
+/* Is q one of zcrx's queues? */
+static bool steered(const struct nic_state *st, unsigned q)
+{
+	for (unsigned i = 0; i < st->nqueues; i++)
+		if (st->queues[i] == q)
+			return true;
+	return false;
+}
+
+/* "queue 4" or "queues 4,5,6" (shortened with "..." past the buffer). */
+static void queues_text(struct nic_state *st)
+{
+	size_t used = (size_t)snprintf(st->qtext, sizeof(st->qtext), "queue%s ", st->nqueues > 1 ? "s" : "");
+
+	for (unsigned i = 0; i < st->nqueues && used < sizeof(st->qtext); i++)
+		used += (size_t)snprintf(st->qtext + used, sizeof(st->qtext) - used, "%s%u", i ? "," : "", st->queues[i]);
+	if (used >= sizeof(st->qtext))
+		memcpy(st->qtext + sizeof(st->qtext) - 4, "...", 4);
 }
 
 /* ---- the settings, one by one: read, then fail (no --setup-nic) or apply ------------------- */
@@ -418,28 +440,28 @@ static int fix_hds(struct genl *g, struct nic_state *st, struct lg_error *err)
 	return 0;
 }
 
-/* "1 1 0 1": ethtool -X weights with queue q left out (n <= 16; else a description). */
-static void weights_text(char *out, size_t len, unsigned n, unsigned q)
+/* "1 1 0 1": ethtool -X weights with zcrx's queues left out (n <= 16; else a description). */
+static void weights_text(const struct nic_state *st, char *out, size_t len, unsigned n)
 {
 	size_t used = 0;
 
 	if (n > 16) {
-		snprintf(out, len, "<one weight per queue, 0 for queue %u>", q);
+		snprintf(out, len, "<one weight per queue, 0 for %s>", st->qtext);
 		return;
 	}
 	out[0] = 0;
 	for (unsigned i = 0; i < n && used < len; i++)
-		used += (size_t)snprintf(out + used, len - used, "%s%u", i ? " " : "", i == q ? 0u : 1u);
+		used += (size_t)snprintf(out + used, len - used, "%s%u", i ? " " : "", steered(st, i) ? 0u : 1u);
 }
 
-/* RSS must spread flows over every queue but Q (the steered flows alone go to Q). */
+/* RSS must spread flows over every queue but zcrx's (the steered flows alone go to those). */
 static int fix_rss(struct nic_state *st, struct lg_error *err)
 {
 	struct ethtool_rxnfc rings = { .cmd = ETHTOOL_GRXRINGS };
 	struct ethtool_rxfh_indir head = { .cmd = ETHTOOL_GRXFHINDIR, .size = 0 };
 	struct ethtool_rxfh_indir *tab;
 	unsigned on_q = 0, n, k = 0;
-	char weights[64];
+	char weights[96];
 	int ret;
 
 	ret = ethtool_ioctl(st->ifname, &rings);
@@ -449,14 +471,14 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 		ret = -EOPNOTSUPP;
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_GRXFHINDIR", -ret, "%s (%s): no RSS indirection table to keep other flows off "
-			     "queue %u", st->ifname, st->driver, st->queue);
+			     "%s", st->ifname, st->driver, st->qtext);
 		return -1;
 	}
 	n = (unsigned)rings.data;
-	if (n < 2) {
-		lg_error_set(err, NULL, 0, "%s (%s) has %u RSS ring(s); zcrx takes queue %u and needs another for the rest "
-			     "of the traffic: run `ethtool -L %s combined 2`", st->ifname, st->driver, n, st->queue,
-			     st->ifname);
+	if (n <= st->nqueues) {
+		lg_error_set(err, NULL, 0, "%s (%s) has %u RSS ring(s); zcrx takes %s and needs another for the rest "
+			     "of the traffic: run `ethtool -L %s combined %u`", st->ifname, st->driver, n, st->qtext,
+			     st->ifname, st->nqueues + 1);
 		return -1;
 	}
 	tab = calloc(1, sizeof(*tab) + head.size * sizeof(uint32_t));
@@ -474,20 +496,20 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 		return -1;
 	}
 	for (uint32_t i = 0; i < tab->size; i++)
-		on_q += tab->ring_index[i] == st->queue;
+		on_q += steered(st, tab->ring_index[i]);
 	if (!on_q) {
 		free(tab);
 		return 0;
 	}
 	if (!st->setup) {
-		weights_text(weights, sizeof(weights), n, st->queue);
-		lg_error_set(err, NULL, 0, "%s (%s) spreads flows over queue %u by RSS (%u of %u table entries); zcrx "
+		weights_text(st, weights, sizeof(weights), n);
+		lg_error_set(err, NULL, 0, "%s (%s) spreads flows over %s by RSS (%u of %u table entries); zcrx "
 			     "needs it for the steered flows only: pass --setup-nic or run `ethtool -X %s weight %s`",
-			     st->ifname, st->driver, st->queue, on_q, tab->size, st->ifname, weights);
+			     st->ifname, st->driver, st->qtext, on_q, tab->size, st->ifname, weights);
 		free(tab);
 		return -1;
 	}
-	/* keep the old table (was it the driver's default spread?), then every queue but Q in turn */
+	/* keep the old table (was it the driver's default spread?), then every queue but zcrx's in turn */
 	st->rss_size = tab->size;
 	st->rss_old = malloc(tab->size * sizeof(uint32_t));
 	if (!st->rss_old) {
@@ -499,7 +521,7 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 	st->rss_was_default = true;
 	for (uint32_t i = 0; i < tab->size; i++) {
 		st->rss_was_default &= tab->ring_index[i] == i % n;
-		if (k % n == st->queue)
+		while (steered(st, k % n))
 			k++;
 		tab->ring_index[i] = k++ % n;
 	}
@@ -507,8 +529,8 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 	ret = ethtool_ioctl(st->ifname, tab);
 	free(tab);
 	if (ret) {
-		lg_error_set(err, "ETHTOOL_SRXFHINDIR", -ret, "--setup-nic: %s (%s): moving RSS off queue %u failed",
-			     st->ifname, st->driver, st->queue);
+		lg_error_set(err, "ETHTOOL_SRXFHINDIR", -ret, "--setup-nic: %s (%s): moving RSS off %s failed",
+			     st->ifname, st->driver, st->qtext);
 		return -1;
 	}
 	st->rss_changed = true;
@@ -527,8 +549,8 @@ static int fix_ntuple(struct nic_state *st, struct lg_error *err)
 	if (flags.data & ETH_FLAG_NTUPLE)
 		return 0;
 	if (!st->setup) {
-		lg_error_set(err, NULL, 0, "%s (%s) has ntuple-filters off, so no flow can be steered to queue %u: "
-			     "pass --setup-nic or run `ethtool -K %s ntuple on`", st->ifname, st->driver, st->queue,
+		lg_error_set(err, NULL, 0, "%s (%s) has ntuple-filters off, so no flow can be steered to %s: "
+			     "pass --setup-nic or run `ethtool -K %s ntuple on`", st->ifname, st->driver, st->qtext,
 			     st->ifname);
 		return -1;
 	}
@@ -577,6 +599,14 @@ static bool rule_directs_to(const struct ethtool_rx_flow_spec *fs, unsigned queu
 	       !ethtool_get_flow_spec_ring_vf(fs->ring_cookie) && ethtool_get_flow_spec_ring(fs->ring_cookie) == queue;
 }
 
+static bool rule_to_steered(const struct nic_state *st, const struct ethtool_rx_flow_spec *fs)
+{
+	for (unsigned i = 0; i < st->nqueues; i++)
+		if (rule_directs_to(fs, st->queues[i]))
+			return true;
+	return false;
+}
+
 /* Where a new rule goes: "any" when the driver chooses (RX_CLS_LOC_SPECIAL), else the last free
  * slot of the table (as ethtool -N does). */
 static int rule_slot(const struct ethtool_rxnfc *all, uint64_t data, uint32_t *loc)
@@ -600,41 +630,32 @@ static int rule_slot(const struct ethtool_rxnfc *all, uint64_t data, uint32_t *l
 	return -ENOSPC;
 }
 
-/* Without --setup-nic: some rule must direct flows to Q. With it: add one for the listen port. */
-static int fix_rule(struct nic_state *st, const char *listen, struct lg_error *err)
+/* Does some rule direct flows to queue q? */
+static bool has_rule_to(const struct nic_state *st, const struct ethtool_rxnfc *all, unsigned q)
 {
-	const char *colon = strrchr(listen, ':');
-	bool v6 = strchr(listen, '[') || strchr(listen, ':') != colon;
-	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-	struct ethtool_rxnfc rule = { .cmd = ETHTOOL_GRXCLSRULE }, *all;
+	struct ethtool_rxnfc rule = { .cmd = ETHTOOL_GRXCLSRULE };
+
+	for (uint32_t i = 0; i < all->rule_cnt; i++) {
+		rule.fs.location = all->rule_locs[i];
+		if (ethtool_ioctl(st->ifname, &rule) == 0 && rule_directs_to(&rule.fs, q))
+			return true;
+	}
+	return false;
+}
+
+/* One rule: TCP flows to destination port `port` go to queue q. Its location goes in rule_ids. */
+static int add_rule(struct nic_state *st, bool v6, long port, unsigned q, struct lg_error *err)
+{
+	struct ethtool_rxnfc rule, *all;
 	uint64_t data = 0;
 	uint32_t loc = 0;
 	int ret;
 
-	all = rule_locations(st, &data, err);
+	all = rule_locations(st, &data, err);   /* again for each rule: the slots the last one took */
 	if (!all)
 		return -1;
-	if (!st->setup) {
-		for (uint32_t i = 0; i < all->rule_cnt; i++) {
-			rule.fs.location = all->rule_locs[i];
-			if (ethtool_ioctl(st->ifname, &rule) == 0 && rule_directs_to(&rule.fs, st->queue)) {
-				free(all);
-				return 0;
-			}
-		}
-		free(all);
-		lg_error_set(err, NULL, 0, "%s (%s) has no ntuple rule directing flows to queue %u: pass --setup-nic or "
-			     "run `ethtool -N %s flow-type %s dst-port %ld action %u`", st->ifname, st->driver, st->queue,
-			     st->ifname, v6 ? "tcp6" : "tcp4", port, st->queue);
-		return -1;
-	}
 	ret = rule_slot(all, data, &loc);
 	free(all);
-	if (port <= 0 || port > 65535) {
-		lg_error_set(err, NULL, 0, "--setup-nic needs a fixed --listen port to steer to queue %u (got %s)",
-			     st->queue, listen);
-		return -1;
-	}
 	memset(&rule, 0, sizeof(rule));
 	rule.cmd = ETHTOOL_SRXCLSRLINS;
 	rule.fs.flow_type = v6 ? TCP_V6_FLOW : TCP_V4_FLOW;
@@ -645,31 +666,188 @@ static int fix_rule(struct nic_state *st, const char *listen, struct lg_error *e
 		rule.fs.h_u.tcp_ip4_spec.pdst = htons((uint16_t)port);
 		rule.fs.m_u.tcp_ip4_spec.pdst = 0xffff;
 	}
-	rule.fs.ring_cookie = st->queue;
+	rule.fs.ring_cookie = q;
 	rule.fs.location = loc;
 	if (ret == 0)
 		ret = ethtool_ioctl(st->ifname, &rule);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_SRXCLSRLINS", -ret, "--setup-nic: %s (%s): adding a rule steering %s port "
-			     "%ld to queue %u failed", st->ifname, st->driver, v6 ? "tcp6" : "tcp4", port, st->queue);
+			     "%ld to queue %u failed", st->ifname, st->driver, v6 ? "tcp6" : "tcp4", port, q);
 		return -1;
 	}
-	st->rule_id = rule.fs.location;
-	st->rule_added = true;
+	st->rule_ids[st->nrules++] = rule.fs.location;
 	return 0;
+}
+
+/* Without --setup-nic: some rule must direct flows to each queue. With it: add one per queue,
+ * queues[i] getting the flows to the listen port + i. */
+static int fix_rule(struct nic_state *st, const char *listen, struct lg_error *err)
+{
+	const char *colon = strrchr(listen, ':');
+	bool v6 = strchr(listen, '[') || strchr(listen, ':') != colon;
+	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+	struct ethtool_rxnfc *all;
+	uint64_t data = 0;
+
+	if (!st->setup) {
+		all = rule_locations(st, &data, err);
+		if (!all)
+			return -1;
+		for (unsigned i = 0; i < st->nqueues; i++) {
+			if (has_rule_to(st, all, st->queues[i]))
+				continue;
+			free(all);
+			lg_error_set(err, NULL, 0, "%s (%s) has no ntuple rule directing flows to queue %u: pass --setup-nic "
+				     "or run `ethtool -N %s flow-type %s dst-port %ld action %u`", st->ifname, st->driver,
+				     st->queues[i], st->ifname, v6 ? "tcp6" : "tcp4", port + (long)i, st->queues[i]);
+			return -1;
+		}
+		free(all);
+		return 0;
+	}
+	if (port <= 0 || port + (long)st->nqueues - 1 > 65535) {
+		lg_error_set(err, NULL, 0, "--setup-nic needs a fixed --listen port to steer to %s (got %s)", st->qtext,
+			     listen);
+		return -1;
+	}
+	for (unsigned i = 0; i < st->nqueues; i++)
+		if (add_rule(st, v6, port + (long)i, st->queues[i], err))
+			return -1;
+	return 0;
+}
+
+/* ---- the state, as read: the `nic` event before the set-up and after the restore ------------ */
+
+struct nic_snap {
+	int split;                      /* NIC_SPLIT_NONE or ETHTOOL_TCP_DATA_SPLIT_* */
+	int64_t hds;                    /* -1: not reported */
+	int ntuple;                     /* 1 on, 0 off, -1 not readable */
+	int64_t rss_size, rss_on_q;     /* -1: no table */
+	int64_t rules, rules_to_q;      /* -1: not readable */
+};
+
+static void snapshot(const struct nic_state *st, struct nic_snap *sn)
+{
+	struct ethtool_value flags = { .cmd = ETHTOOL_GFLAGS };
+	struct ethtool_rxfh_indir head = { .cmd = ETHTOOL_GRXFHINDIR, .size = 0 };
+	struct ethtool_rxnfc *all, rule = { .cmd = ETHTOOL_GRXCLSRULE };
+	struct lg_error ignored;
+	struct genl g = { .fd = -1 };
+	struct rings r = { .split = NIC_SPLIT_NONE, .hds = -1 };
+	uint64_t data = 0;
+
+	memset(sn, 0, sizeof(*sn));
+	if (genl_open(&g, st, &ignored) == 0) {
+		rings_get(&g, &r);
+		close(g.fd);
+	}
+	sn->split = r.split;
+	sn->hds = r.hds;
+	sn->ntuple = ethtool_ioctl(st->ifname, &flags) ? -1 : !!(flags.data & ETH_FLAG_NTUPLE);
+	sn->rss_size = sn->rss_on_q = -1;
+	if (ethtool_ioctl(st->ifname, &head) == 0 && head.size) {
+		struct ethtool_rxfh_indir *tab = calloc(1, sizeof(*tab) + head.size * sizeof(uint32_t));
+
+		if (tab) {
+			tab->cmd = ETHTOOL_GRXFHINDIR;
+			tab->size = head.size;
+			if (ethtool_ioctl(st->ifname, tab) == 0) {
+				sn->rss_size = tab->size;
+				sn->rss_on_q = 0;
+				for (uint32_t i = 0; i < tab->size; i++)
+					sn->rss_on_q += steered(st, tab->ring_index[i]);
+			}
+			free(tab);
+		}
+	}
+	sn->rules = sn->rules_to_q = -1;
+	all = rule_locations(st, &data, &ignored);
+	if (all) {
+		sn->rules = all->rule_cnt;
+		sn->rules_to_q = 0;
+		for (uint32_t i = 0; i < all->rule_cnt; i++) {
+			rule.fs.location = all->rule_locs[i];
+			sn->rules_to_q += ethtool_ioctl(st->ifname, &rule) == 0 && rule_to_steered(st, &rule.fs);
+		}
+		free(all);
+	}
+}
+
+/* What --setup-nic changed, as a JSON list of the settings' ethtool names. */
+static void changed_list(const struct nic_state *st, char *out, size_t len)
+{
+	const char *names[] = { "tcp-data-split", "hds-thresh", "rss", "ntuple", "rule" };
+	bool on[] = { st->split_changed, st->hds_changed, st->rss_changed, st->ntuple_changed, st->nrules > 0 };
+	size_t used = (size_t)snprintf(out, len, "[");
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && used < len; i++)
+		if (on[i])
+			used += (size_t)snprintf(out + used, len - used, "%s\"%s\"", used > 1 ? ", " : "", names[i]);
+	if (used < len)
+		snprintf(out + used, len - used, "]");
+}
+
+/* The `nic` event: the settings zcrx depends on, read now ("before" the set-up, "after" the
+ * restore); `changed` (a JSON list, "after" only): what --setup-nic had changed and put back. */
+static void nic_report(struct nic_state *st, const char *phase, const char *changed)
+{
+	struct nic_snap sn;
+	struct jbuf j;
+	char queues[NIC_MAX_QUEUES * 6 + 4];
+	size_t used = (size_t)snprintf(queues, sizeof(queues), "[");
+
+	for (unsigned i = 0; i < st->nqueues; i++)     /* 64 x "4095, " fits */
+		used += (size_t)snprintf(queues + used, sizeof(queues) - used, "%s%u", i ? ", " : "", st->queues[i]);
+	snprintf(queues + used, sizeof(queues) - used, "]");
+	snapshot(st, &sn);
+	if (!g_run.json) {
+		out_printf("nic %s %s (%s) %s: %u RX queue(s), tcp-data-split %s, hds-thresh %lld, ntuple %s, "
+			   "RSS entries on zcrx's queues %lld of %lld, rules to them %lld of %lld\n", phase, st->ifname,
+			   st->driver, st->qtext, st->rx_queues, split_name(sn.split), (long long)sn.hds,
+			   sn.ntuple < 0 ? "n/a" : sn.ntuple ? "on" : "off", (long long)sn.rss_on_q, (long long)sn.rss_size,
+			   (long long)sn.rules_to_q, (long long)sn.rules);
+		return;
+	}
+	jb_begin(&j, "event");
+	jb_str(&j, "event", "nic_state");
+	jb_str(&j, "phase", phase);
+	jb_str(&j, "ifname", st->ifname);
+	jb_str(&j, "driver", st->driver);
+	jb_u64(&j, "ifindex", st->ifindex);
+	jb_u64(&j, "queue", st->queue);
+	jb_key(&j, "queues");
+	jb_raw(&j, queues);
+	jb_u64(&j, "rx_queues", st->rx_queues);
+	jb_str(&j, "tcp_data_split", split_name(sn.split));
+	jb_i64(&j, "hds_thresh", sn.hds);
+	jb_key(&j, "ntuple");
+	jb_raw(&j, sn.ntuple < 0 ? "null" : sn.ntuple ? "true" : "false");
+	jb_i64(&j, "rss_table_size", sn.rss_size);
+	jb_i64(&j, "rss_entries_on_queue", sn.rss_on_q);
+	jb_i64(&j, "ntuple_rules", sn.rules);
+	jb_i64(&j, "ntuple_rules_to_queue", sn.rules_to_q);
+	jb_bool(&j, "setup_nic", st->setup);
+	if (changed) {
+		jb_key(&j, "changed");
+		jb_raw(&j, changed);
+	}
+	jb_emit(&j);
 }
 
 /* ---- the API ------------------------------------------------------------------------------- */
 
-int nic_prepare(const char *ifname, unsigned queue, const char *listen, bool setup, struct nic_state *st,
-		struct lg_error *err)
+int nic_prepare(const char *ifname, const unsigned *queues, unsigned n, const char *listen, bool setup,
+		struct nic_state *st, struct lg_error *err)
 {
 	struct genl g = { .fd = -1 };
 	struct rings rings;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
-	st->queue = queue;
+	st->queue = queues[0];
+	st->nqueues = n < NIC_MAX_QUEUES ? n : NIC_MAX_QUEUES;
+	memcpy(st->queues, queues, st->nqueues * sizeof(*queues));
+	queues_text(st);
 	st->setup = setup;
 	st->split = NIC_SPLIT_NONE;
 	st->hds = -1;
@@ -678,8 +856,14 @@ int nic_prepare(const char *ifname, unsigned queue, const char *listen, bool set
 		lg_error_set(err, NULL, 0, "--ifname '%s' is not an interface name", ifname);
 		return -1;
 	}
-	if (identify(st, err) || genl_open(&g, st, err))
+	if (identify(st, err))
 		return -1;
+	nic_report(st, "before", NULL);        /* as found, before anything is changed */
+	st->reported = true;
+	if (genl_open(&g, st, err)) {
+		nic_restore(st);                /* nothing changed yet: reports "after" */
+		return -1;
+	}
 	ret = rings_get(&g, &rings);
 	if (ret && ret != -EOPNOTSUPP) {
 		lg_error_set(err, "ETHTOOL_MSG_RINGS_GET", -ret, "%s (%s): reading tcp-data-split", ifname, st->driver);
@@ -691,9 +875,10 @@ int nic_prepare(const char *ifname, unsigned queue, const char *listen, bool set
 		close(g.fd);
 		return 0;
 	}
-	if (st->rx_queues == 1) {
-		lg_error_set(err, NULL, 0, "%s (%s) has 1 RX queue; zcrx takes queue %u and needs another for the rest "
-			     "of the traffic: run `ethtool -L %s combined 2`", ifname, st->driver, queue, ifname);
+	if (st->rx_queues && st->rx_queues <= st->nqueues) {
+		lg_error_set(err, NULL, 0, "%s (%s) has %u RX queue(s); zcrx takes %s and needs another for the rest of "
+			     "the traffic: run `ethtool -L %s combined %u`", ifname, st->driver, st->rx_queues, st->qtext,
+			     ifname, st->nqueues + 1);
 		goto fail;
 	}
 	if (fix_split(&g, st, err) || fix_hds(&g, st, err) || fix_rss(st, err))
@@ -713,13 +898,13 @@ void nic_explain_register_error(const struct nic_state *st, struct lg_error *err
 	if (err->err != EINVAL)
 		return;
 	if (st->split == NIC_SPLIT_NONE)
-		lg_error_set(err, "io_uring_register(ZCRX_IFQ)", EINVAL, "%s (%s) queue %u cannot host zcrx: it reports "
+		lg_error_set(err, "io_uring_register(ZCRX_IFQ)", EINVAL, "%s (%s) %s cannot host zcrx: it reports "
 			     "no tcp-data-split setting (n/a), and zcrx needs header split on", st->ifname, st->driver,
-			     st->queue);
+			     st->qtext);
 	else if (!st->setup)    /* preflight saw tcp-data-split on and hds-thresh 0 */
-		lg_error_set(err, "io_uring_register(ZCRX_IFQ)", EINVAL, "%s (%s) queue %u cannot host zcrx: "
+		lg_error_set(err, "io_uring_register(ZCRX_IFQ)", EINVAL, "%s (%s) %s cannot host zcrx: "
 			     "tcp-data-split shows on, perhaps as the driver's automatic choice, which zcrx refuses: pass "
-			     "--setup-nic or run `ethtool -G %s tcp-data-split on`", st->ifname, st->driver, st->queue,
+			     "--setup-nic or run `ethtool -G %s tcp-data-split on`", st->ifname, st->driver, st->qtext,
 			     st->ifname);
 }
 
@@ -747,7 +932,7 @@ static int undo_rule(struct nic_state *st, struct genl *g)
 {
 	struct ethtool_rxnfc del = { .cmd = ETHTOOL_SRXCLSRLDEL };
 
-	del.fs.location = st->rule_id;
+	del.fs.location = st->rule_ids[st->nrules - 1];     /* the last one added not yet removed */
 	return ethtool_ioctl(st->ifname, &del);
 }
 
@@ -798,12 +983,13 @@ void nic_restore(struct nic_state *st)
 {
 	struct genl g = { .fd = -1 };
 	struct lg_error err;
-	char cmd[160];
+	char cmd[160], changed[96];
 
-	if (st->rule_added) {
-		snprintf(cmd, sizeof(cmd), "`ethtool -N %s delete %u`", st->ifname, st->rule_id);
-		restore_step(st, "the ntuple rule", cmd, undo_rule, NULL);
-		st->rule_added = false;
+	changed_list(st, changed, sizeof(changed));
+
+	for (; st->nrules > 0; st->nrules--) {       /* the rules, last added first */
+		snprintf(cmd, sizeof(cmd), "`ethtool -N %s delete %u`", st->ifname, st->rule_ids[st->nrules - 1]);
+		restore_step(st, "an ntuple rule", cmd, undo_rule, NULL);
 	}
 	if (st->rss_changed) {
 		if (st->rss_was_default)
@@ -835,4 +1021,8 @@ void nic_restore(struct nic_state *st)
 		close(g.fd);
 	free(st->rss_old);
 	st->rss_old = NULL;
+	if (st->reported) {             /* once, after a "before" */
+		nic_report(st, "after", changed);
+		st->reported = false;
+	}
 }

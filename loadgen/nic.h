@@ -3,8 +3,9 @@
  * nic_prepare() reads, before anything is registered: ifindex, driver, RX queue count, the ring
  * parameters tcp-data-split and hds-thresh (ethtool netlink: Debian 12's ethtool 6.1 can neither
  * set tcp-data-split nor show hds-thresh), ntuple-filters, the RSS indirection table and the
- * ntuple rules. zcrx needs: >= 2 RX queues, tcp-data-split set on, hds-thresh 0, no RSS entry on
- * Q, and (with --listen) ntuple on and a rule directing flows to Q. Without --setup-nic the first
+ * ntuple rules. zcrx needs: an RX queue besides its own, tcp-data-split set on, hds-thresh 0, no
+ * RSS entry on any of its queues, and (with --listen) ntuple on and a rule directing flows to each
+ * (--setup-nic adds one per queue: destination port PORT+i to queue i). Without --setup-nic the first
  * wrong setting fails with one line naming it and the command that fixes it; nothing is changed.
  * With --setup-nic each wrong setting is applied up front, its previous value (the RSS table entry
  * by entry, tcp-data-split "auto" when the driver chose it) remembered, and nic_restore() puts every
@@ -24,12 +25,16 @@
 #include "lgerror.h"
 
 #define NIC_SPLIT_NONE (-1)     /* the driver reports no tcp-data-split */
+#define NIC_MAX_QUEUES 64       /* = LG_MAX_RINGS: one queue per ring at most */
 
 struct nic_state {
 	char ifname[IF_NAMESIZE];
 	unsigned ifindex;
 	char driver[32];
-	unsigned queue;
+	unsigned queue;                 /* the first of queues[] (messages name it) */
+	unsigned queues[NIC_MAX_QUEUES];        /* zcrx's queues: one, or one per ring (ifq-per-ring) */
+	unsigned nqueues;
+	char qtext[48];                 /* "queue 4" or "queues 4,5,6" for the messages */
 	unsigned rx_queues;             /* from ETHTOOL_GCHANNELS; 0 = not reported */
 	int split;                      /* as read: NIC_SPLIT_NONE or ETHTOOL_TCP_DATA_SPLIT_* */
 	int64_t hds;                    /* hds-thresh as read; -1 = not reported */
@@ -44,17 +49,21 @@ struct nic_state {
 	bool rss_was_default;           /* the table was the driver's default spread: reset, not set */
 	uint32_t rss_size;
 	uint32_t *rss_old;              /* the previous indirection table (rss_size entries) */
-	bool rule_added;
-	uint32_t rule_id;               /* the ntuple rule added (its location) */
+	uint32_t rule_ids[NIC_MAX_QUEUES];      /* the ntuple rules added (their locations), in order */
+	unsigned nrules;
+	bool reported;                  /* the "before" nic event went out: nic_restore() reports "after" */
 };
 
-/* Read (and with setup apply) what zcrx needs on ifname's RX queue `queue`; listen is the
- * --listen ADDR:PORT (NULL in loopback mode: no flow to steer). -1 with one precise line. */
-int nic_prepare(const char *ifname, unsigned queue, const char *listen, bool setup, struct nic_state *st,
-		struct lg_error *err);
+/* Read (and with setup apply) what zcrx needs on ifname's RX queues queues[0..n-1]; listen is the
+ * --listen ADDR:PORT (NULL in loopback mode: no flow to steer): queues[i] gets the flows to PORT+i
+ * (one rule each). -1 with one precise line. */
+int nic_prepare(const char *ifname, const unsigned *queues, unsigned n, const char *listen, bool setup,
+		struct nic_state *st, struct lg_error *err);
 /* After a failed registration: an EINVAL the NIC settings explain gets that explanation. */
 void nic_explain_register_error(const struct nic_state *st, struct lg_error *err);
-/* Undo everything nic_prepare changed (safe on every exit path; nothing when nothing changed). */
+/* Undo everything nic_prepare changed (safe on every exit path; nothing when nothing changed).
+ * nic_prepare() prints a `nic` event with the state as found ("before"), nic_restore() one with
+ * the state once restored ("after", with the list of what --setup-nic had changed). */
 void nic_restore(struct nic_state *st);
 
 #endif

@@ -35,6 +35,12 @@ static const char usage_text[] =
 "                          into the area (emulated: [\"nic\"]), never zero-copy. zcrx: a real NIC.\n"
 "  --ifname IF           --backend zcrx: the NIC\n"
 "  --queue Q             --backend zcrx: its RX queue for zcrx\n"
+"  --queues Q1,..,QN     --backend zcrx, ifq-per-ring: ring i registers queue Qi and listens on\n"
+"                        PORT+i (--listen ADDR:PORT, PORT fixed); exactly one queue per ring\n"
+"  --preflight           --listen: check (with --setup-nic: apply) the NIC settings and register\n"
+"                        every ring's ifq, then release and restore everything and exit 0,\n"
+"                        without listening; the first failure is the one error line\n"
+"  --ports N             --connect ADDR:PORT: connection i goes to PORT + i mod N (default 1)\n"
 "  --setup-nic           --backend zcrx: set tcp-data-split on, hds-thresh 0, RSS away from Q,\n"
 "                        and with --listen ntuple on plus a flow rule steering the listening\n"
 "                        port to Q; every setting is restored on exit\n"
@@ -65,15 +71,19 @@ static const char usage_text[] =
 "                        socket buffer (SO_RCVBUF), the ring halves its wait (down to 10 us)\n"
 "  --verify, --no-verify check every byte against the per-connection pattern (default on);\n"
 "                        use --no-verify for senders that are not zcrx-loadgen\n"
-"  --bundle N            copy backend: one receive completion carries up to N buffers (default\n"
-"                        16; 1 = one buffer each). A bundled receive (IORING_RECVSEND_BUNDLE,\n"
-"                        capped at N x --buf-size bytes; a kernel with bundles but without that\n"
-"                        cap gets 1) takes the socket lock and updates the TCP window once per\n"
-"                        bundle, not once per buffer. params.bundle is the N the rings used\n"
+"  --bundle N            copy backend: one receive completion carries up to N buffers (1 = one\n"
+"                        buffer each). A bundled receive (IORING_RECVSEND_BUNDLE, capped at\n"
+"                        N x --buf-size bytes; a kernel with bundles but without that cap gets 1)\n"
+"                        takes the socket lock and updates the TCP window once per bundle, not\n"
+"                        once per buffer. Default: the buffers that fill an eighth of the\n"
+"                        receiving CPU's L2 cache (256 KiB if unknown), 1..16: larger receives\n"
+"                        copy from and into memory that no longer fits it. params.bundle is the\n"
+"                        N the rings used, params.bundle_rule why\n"
 "\n"
 "placement:\n"
 "  --listen ADDR:PORT    receiver only: accept C connections from any TCP client\n"
 "  --connect ADDR:PORT   sender only: connect C connections to a --listen receiver\n"
+"                        ADDR is numeric: 10.0.0.1, [fd00::1], [fe80::1%eth0] (no name lookup)\n"
 "\n"
 "  --share-uapi U        how shared-ifq rings share ring 0's ifq: export (default: ZCRX_CTRL_EXPORT\n"
 "                        + ZCRX_REG_IMPORT, merged in Linux 6.19) or v4 (the never-merged v4\n"
@@ -96,7 +106,7 @@ enum {
 	OPT_INTERVAL, OPT_SEND_SIZE, OPT_RATE, OPT_BUF_SIZE, OPT_BUFS, OPT_RX_CPUS, OPT_TX_CPUS,
 	OPT_WORK, OPT_WORK_NS, OPT_VERIFY, OPT_NO_VERIFY, OPT_LISTEN, OPT_CONNECT, OPT_JSON,
 	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC, OPT_WAIT_BATCH, OPT_WAIT_MIN_US,
-	OPT_BUNDLE, OPT_SHARE_UAPI, OPT_KERNEL_FEATURES,
+	OPT_BUNDLE, OPT_SHARE_UAPI, OPT_KERNEL_FEATURES, OPT_QUEUES, OPT_PREFLIGHT, OPT_PORTS,
 };
 
 static const struct option longopts[] = {
@@ -125,6 +135,9 @@ static const struct option longopts[] = {
 	{ "ifname", required_argument, NULL, OPT_IFNAME },
 	{ "queue", required_argument, NULL, OPT_QUEUE },
 	{ "setup-nic", no_argument, NULL, OPT_SETUP_NIC },
+	{ "queues", required_argument, NULL, OPT_QUEUES },
+	{ "preflight", no_argument, NULL, OPT_PREFLIGHT },
+	{ "ports", required_argument, NULL, OPT_PORTS },
 	{ "wait-batch", required_argument, NULL, OPT_WAIT_BATCH },
 	{ "wait-min-us", required_argument, NULL, OPT_WAIT_MIN_US },
 	{ "bundle", required_argument, NULL, OPT_BUNDLE },
@@ -169,6 +182,35 @@ static int parse_size(const char *opt, const char *s, unsigned long long lo, uns
 		return bad("%s: must be in %s", opt, range);
 	}
 	*out = v;
+	return 0;
+}
+
+/* --queues "4,5,6": NIC RX queues 0..4095, at most LG_MAX_RINGS, no queue twice. */
+static int parse_queues(const char *s, struct lg_config *cfg)
+{
+	char tok[16];
+	unsigned long long v;
+
+	cfg->nqueues = 0;
+	while (*s) {
+		size_t n = strcspn(s, ",");
+
+		if (n == 0 || n >= sizeof(tok))
+			return bad("--queues: '%s' is not a list of queue numbers (e.g. 4,5,6)%s", s, "");
+		memcpy(tok, s, n);
+		tok[n] = 0;
+		if (parse_size("--queues", tok, 0, 4095, &v))
+			return -1;
+		for (int i = 0; i < cfg->nqueues; i++)
+			if (cfg->queues[i] == (int)v)
+				return bad("--queues: queue %s is given twice (one ring per queue)%s", tok, "");
+		if (cfg->nqueues == LG_MAX_RINGS)
+			return bad("--queues: more queues than the %s rings a receiver may have%s", "64", "");
+		cfg->queues[cfg->nqueues++] = (int)v;
+		s += n + (s[n] == ',');
+	}
+	if (!cfg->nqueues)
+		return bad("--queues: empty list%s%s", "", "");
 	return 0;
 }
 
@@ -263,9 +305,10 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 	cfg->bufs = 128;
 	cfg->work = WORK_CHECKSUM;
 	cfg->verify = true;
-	cfg->bundle = 16;
+	cfg->bundle = 0;                /* unset: the ring decides (rx_copy.c) */
 	cfg->corrupt_offset = -1;
 	cfg->queue = -1;
+	cfg->ports = 1;
 	cfg->wait_batch = 8;
 	cfg->wait_min_us = 100;
 
@@ -405,6 +448,18 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 		case OPT_SETUP_NIC:
 			cfg->setup_nic = true;
 			break;
+		case OPT_QUEUES:
+			if (parse_queues(a, cfg))
+				return -1;
+			break;
+		case OPT_PREFLIGHT:
+			cfg->preflight = true;
+			break;
+		case OPT_PORTS:
+			if (parse_size("--ports", a, 1, LG_MAX_RINGS, &v))
+				return -1;
+			cfg->ports = (int)v;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -456,6 +511,10 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 			   "merged; 6.15-6.18): NODEV kernels (>= 7.1) give its flag bit to ZCRX_REG_IMPORT, and %s "
 			   "shares with --share-uapi export%s", strcmp(cfg->backend_name, LG_BACKEND_COPY) ?
 			   LG_BACKEND_ZCRX_NODEV : "copy emulates the sharing: it", "");
+	if (cfg->preflight && cfg->mode != MODE_LISTEN)
+		return bad("--preflight checks a receiver: it goes with --listen%s%s", "", "");
+	if (cfg->ports > 1 && cfg->mode != MODE_CONNECT)
+		return bad("--ports is a sender flag: it goes with --connect%s%s", "", "");
 	if (cfg->mode == MODE_LISTEN && cfg->corrupt_offset >= 0)
 		return bad("--test-corrupt-offset is a sender flag; it cannot go with --listen%s%s", "", "");
 	if (cfg->mode == MODE_LISTEN && !cfg->duration_set)

@@ -435,7 +435,7 @@ static void ring_loop(struct ring_thread *rt)
 			 * one: every wake-up of a sleeping ring is paid by whoever completes its
 			 * receive (on loopback, the sender's CPU), so batching them matters. The
 			 * minimum counts from the last wake: a ring that was busy that long finds its
-			 * data already waiting (a bundled completion carries up to 16 buffers, so a
+			 * data already waiting (a bundled completion carries several buffers, so a
 			 * busy ring may hold fewer than wait_batch of them) and must not idle on top. */
 			busy_us = (now_ns() - rt->woke_ns) / 1000;
 			if (rt->wait_batch > 1 && busy_us < rt->wait_min_us)
@@ -599,7 +599,7 @@ int receiver_start(struct receiver *rcv, struct conn *conns, int nconns, struct 
 
 		rt->index = i;
 		rt->rcv = rcv;
-		rt->conns = calloc((size_t)nconns, sizeof(*rt->conns));
+		rt->conns = calloc((size_t)(nconns ? nconns : 1), sizeof(*rt->conns));  /* 0: --preflight */
 		if (!rt->conns) {
 			lg_error_set(err, "calloc", ENOMEM, "ring %d connections", i);
 			return -1;

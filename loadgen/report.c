@@ -136,6 +136,8 @@ void jb_begin(struct jbuf *j, const char *type)
 		jb_quoted(j, g_run.emulated[i]);
 	}
 	jb_raw(j, "]");
+	jb_i64(j, "cpus_available", g_run.cpus_available);
+	jb_bool(j, "rings_share_cores", g_run.rings_share_cores);
 	jb_dbl(j, "t", run_t());
 }
 

@@ -17,6 +17,8 @@ struct run_info {               /* labels on every record; set once by main befo
 	const char *emulated[LG_MAX_EMULATED];
 	int n_emulated;
 	bool json;
+	int cpus_available;     /* CPUs the receiving threads may run on (--rx-cpus, else the affinity) */
+	bool rings_share_cores; /* receiving threads (rings + workers) > cpus_available */
 	char kernel[65];
 	uint64_t t0_ns;         /* CLOCK_MONOTONIC at start of measurement (0 before) */
 };
@@ -29,7 +31,8 @@ struct jbuf {                   /* a growing JSON object under construction */
 	char *s;
 	size_t n, cap;
 };
-void jb_begin(struct jbuf *j, const char *type);        /* "{" + type/topology/backend/emulated/t */
+void jb_begin(struct jbuf *j, const char *type);        /* "{" + type/topology/backend/emulated/
+                                                         * cpus_available/rings_share_cores/t */
 void jb_str(struct jbuf *j, const char *key, const char *v);
 void jb_i64(struct jbuf *j, const char *key, int64_t v);
 void jb_u64(struct jbuf *j, const char *key, uint64_t v);

@@ -100,13 +100,13 @@ static int zcrx_check_common(const struct lg_config *cfg, bool nodev, struct lg_
 			     "completion per buffer)");
 		return -1;
 	}
-	if (nodev && (cfg->ifname || cfg->queue >= 0 || cfg->setup_nic)) {
-		lg_error_set(err, NULL, 0, "--ifname/--queue/--setup-nic go with --backend zcrx, not zcrx-nodev");
+	if (nodev && (cfg->ifname || cfg->queue >= 0 || cfg->nqueues || cfg->setup_nic)) {
+		lg_error_set(err, NULL, 0, "--ifname/--queue/--queues/--setup-nic go with --backend zcrx, not zcrx-nodev");
 		return -1;
 	}
-	if (!nodev && (!cfg->ifname || cfg->queue < 0)) {
-		lg_error_set(err, NULL, 0, "--backend zcrx needs --ifname IF and --queue Q (a NIC RX queue); "
-			     "without a zcrx-capable NIC use --backend zcrx-nodev");
+	if (!nodev && (!cfg->ifname || (cfg->queue < 0 && !cfg->nqueues))) {
+		lg_error_set(err, NULL, 0, "--backend zcrx needs --ifname IF and --queue Q (a NIC RX queue; "
+			     "ifq-per-ring: --queues Q1,..,QN); without a zcrx-capable NIC use --backend zcrx-nodev");
 		return -1;
 	}
 	return 0;
@@ -121,12 +121,31 @@ static int hw_check(const struct lg_config *cfg, struct lg_error *err)
 {
 	if (zcrx_check_common(cfg, false, err))
 		return -1;
-	/* One --queue and one steering rule to it: ifq-per-ring would need a queue, a listening port
-	 * and a rule per ring, and every ring here would register the same queue (EEXIST). */
-	if (cfg->topology == TOPO_IFQ_PER_RING && cfg->rings > 1) {
-		lg_error_set(err, NULL, 0, "--backend zcrx binds one NIC queue (--queue %d); ifq-per-ring with "
-			     "%d rings needs %d queues and a flow rule per ring: use --rings 1, or shared-ifq to "
-			     "spread one queue over %d rings", cfg->queue, cfg->rings, cfg->rings, cfg->rings);
+	/* ifq-per-ring: a queue, a listening port and a flow rule per ring (--queues); the other
+	 * topologies register one queue (--queue), which two rings could not both register (EEXIST). */
+	if (cfg->nqueues && cfg->queue >= 0) {
+		lg_error_set(err, NULL, 0, "--queue and --queues exclude each other (--queues: ifq-per-ring, one "
+			     "queue per ring)");
+		return -1;
+	}
+	if (cfg->nqueues && cfg->topology != TOPO_IFQ_PER_RING) {
+		lg_error_set(err, NULL, 0, "--queues gives each ring of ifq-per-ring its own queue; %s registers one "
+			     "queue: use --queue Q", cfg->topology_name);
+		return -1;
+	}
+	if (cfg->topology == TOPO_IFQ_PER_RING && cfg->rings > 1 && cfg->nqueues != cfg->rings) {
+		if (cfg->nqueues)
+			lg_error_set(err, NULL, 0, "ifq-per-ring with %d rings needs %d queues, one per ring: --queues "
+				     "gives %d", cfg->rings, cfg->rings, cfg->nqueues);
+		else
+			lg_error_set(err, NULL, 0, "--backend zcrx binds one NIC queue (--queue %d); ifq-per-ring with "
+				     "%d rings needs one queue per ring: --queues Q1,..,Q%d (or shared-ifq to spread "
+				     "one queue over %d rings)", cfg->queue, cfg->rings, cfg->rings, cfg->rings);
+		return -1;
+	}
+	if (cfg->nqueues > 1 && cfg->connections % cfg->rings) {
+		lg_error_set(err, NULL, 0, "--queues: ring i receives the connections to port PORT+i, so --connections "
+			     "(%d) must be a multiple of --rings (%d)", cfg->connections, cfg->rings);
 		return -1;
 	}
 	return 0;
@@ -163,7 +182,11 @@ static int shared_init(const struct lg_config *cfg, void **shared, bool nodev, s
 	if (cfg->share_v4 && zcrx_kernel_check_v4(&s->kernel, err))
 		goto fail;
 	if (!nodev) {   /* checks (and with --setup-nic applies) the NIC settings before registering */
-		if (nic_prepare(cfg->ifname, (unsigned)cfg->queue, cfg->addr, cfg->setup_nic, &s->nic, err))
+		unsigned queues[LG_MAX_RINGS], n = cfg->nqueues ? (unsigned)cfg->nqueues : 1;
+
+		for (unsigned i = 0; i < n; i++)
+			queues[i] = (unsigned)(cfg->nqueues ? cfg->queues[i] : cfg->queue);
+		if (nic_prepare(cfg->ifname, queues, n, cfg->addr, cfg->setup_nic, &s->nic, err))
 			goto fail;
 		s->ifindex = s->nic.ifindex;
 		snprintf(s->driver, sizeof(s->driver), "%s", s->nic.driver);
@@ -229,7 +252,7 @@ static int register_own(struct rx_ring *r, struct zcrx_shared *s, struct zcrx_ri
 	struct zcrx_reg_opts o = {
 		.nodev = s->nodev,
 		.ifindex = s->ifindex,
-		.rxq = cfg->queue < 0 ? 0 : (uint32_t)cfg->queue,
+		.rxq = (uint32_t)(cfg->nqueues ? cfg->queues[r->index] : cfg->queue < 0 ? 0 : cfg->queue),
 		.ifname = cfg->ifname,
 		.driver = s->driver,
 		.rq_entries = rq_entries(cfg),

@@ -2,7 +2,10 @@
  * with one connection blocks in send(); one with several poll()s them and gives each ready one a
  * non-blocking send() per round. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +106,39 @@ static int send_once(struct tx_thread *t, struct tx_conn *c, int flags, uint8_t 
 	return 0;
 }
 
+/* TCP_INFO of every connection of t (at each interval boundary, by t itself): retransmitted
+ * segments summed (cumulative; the interval record gives the delta), smoothed RTT mean and max.
+ * A failed or short getsockopt() fails the sender. */
+static int tcp_sample(struct thread_stats *st, void *arg)
+{
+	const size_t need = offsetof(struct tcp_info, tcpi_total_retrans) + sizeof(uint32_t);
+	struct tx_thread *t = arg;
+	uint64_t retrans = 0, rtt_sum = 0;
+	uint32_t rtt_max = 0;
+	struct lg_error e;
+
+	for (int k = 0; k < t->nconns; k++) {
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		memset(&ti, 0, sizeof(ti));
+		if (getsockopt(t->conns[k].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || len < need) {
+			lg_error_set(&e, "getsockopt", len < need ? EPROTO : errno, "TCP_INFO connection %d",
+				     t->conns[k].index);
+			tx_fail(t->snd, &e);
+			return -1;
+		}
+		retrans += ti.tcpi_total_retrans;
+		rtt_sum += ti.tcpi_rtt;
+		if (ti.tcpi_rtt > rtt_max)
+			rtt_max = ti.tcpi_rtt;
+	}
+	st->cur.tcp_retrans = retrans;
+	st->tcp_rtt_us = t->nconns ? (int64_t)(rtt_sum / (uint64_t)t->nconns) : -1;
+	st->tcp_rtt_max_us = t->nconns ? (int64_t)rtt_max : -1;
+	return 0;
+}
+
 /* Several connections: wait until some can take data, give each of those one send(). */
 static int send_ready(struct tx_thread *t, struct pollfd *pfd, uint8_t **scratch)
 {
@@ -148,6 +184,8 @@ static void *tx_main(void *arg)
 	while (!s->go)
 		pthread_cond_wait(&s->go_cv, &s->lock);
 	pthread_mutex_unlock(&s->lock);
+	t->st.tcp_sample = tcp_sample;
+	t->st.tcp_arg = t;
 	stats_begin(&t->st, name, "tx", -1);
 	if (t->nconns > 1) {
 		pfd = calloc((size_t)t->nconns, sizeof(*pfd));

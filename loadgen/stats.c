@@ -24,6 +24,8 @@ static void snapshot_rusage(struct thread_stats *s)
 		s->cur.nivcsw = (uint64_t)ru.ru_nivcsw;
 	}
 	s->cpu = sched_getcpu();
+	if (s->tcp_sample && s->tcp_sample(s, s->tcp_arg) < 0)
+		s->tcp_rtt_us = s->tcp_rtt_max_us = -1;
 }
 
 void stats_begin(struct thread_stats *s, const char *name, const char *role, int ring)
@@ -81,6 +83,11 @@ static void emit_interval(struct thread_stats *s, uint64_t now)
 	jb_u64(&j, "nivcsw", d.nivcsw);
 	jb_u64(&j, "work_ns", d.work_ns);
 	jb_i64(&j, "cpu", s->cpu);
+	if (s->tcp_sample) {
+		jb_u64(&j, "tcp_retrans", d.tcp_retrans);
+		jb_i64(&j, "tcp_rtt_us", s->tcp_rtt_us);
+		jb_i64(&j, "tcp_rtt_max_us", s->tcp_rtt_max_us);
+	}
 	jb_emit(&j);
 }
 

@@ -9,6 +9,7 @@
 struct counters {
 	uint64_t bytes, completions, bufs_returned, enobufs, rearms, work_ns;
 	uint64_t utime_ns, stime_ns, nvcsw, nivcsw;
+	uint64_t tcp_retrans;   /* tx: tcpi_total_retrans summed over the thread's connections */
 };
 
 struct thread_stats {
@@ -21,6 +22,11 @@ struct thread_stats {
 	struct counters base;   /* at stats_begin */
 	struct counters last;   /* at the previous interval record */
 	uint64_t refill_backlog;        /* instantaneous, owner writes */
+	/* tx: reads TCP_INFO of the thread's sockets into cur.tcp_retrans and tcp_rtt_*_us at every
+	 * snapshot (NULL for other threads: their records carry no TCP fields); -1 after a failure */
+	int (*tcp_sample)(struct thread_stats *s, void *arg);
+	void *tcp_arg;
+	int64_t tcp_rtt_us, tcp_rtt_max_us;     /* instantaneous: mean / max tcpi_rtt over connections */
 	uint64_t last_ns, next_tick_ns;
 	bool done;              /* totals final (after stats_end) */
 };

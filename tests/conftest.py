@@ -23,9 +23,9 @@ def pytest_configure(config) -> None:
 OFFLINE_MODULES = {
     "test_analysis", "test_analysis_stats", "test_architecture_doc", "test_dataset", "test_environment",
     "test_export", "test_export_perfetto", "test_import", "test_installed", "test_notebooks",
-    "test_perf_parse", "test_plots", "test_report", "test_report_browser", "test_results",
+    "test_notebooks_ui", "test_perf_parse", "test_plots", "test_report", "test_report_browser", "test_results",
     "test_summary", "test_user_kernel", "test_vocab", "test_bad_datasets", "test_report_safety",
-    "test_bad_input",
+    "test_bad_input", "test_hardware_doc",
 }
 
 
@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 _shared_boot: BackgroundBoot | None = None
-LAB_FIXTURES = {"lab_guest", "lab_record", "lab_user_kernel"}     # the tests that wait for the session's lab work
+LAB_FIXTURES = {"lab_guest", "lab_record", "lab_user_kernel", "lab_fault"}     # the tests that wait for the session's lab work
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -102,6 +102,14 @@ def lab_user_kernel(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> dict:
     in the session's lab work (lab_guest.py: USER_KERNEL_SCRIPT, USER_KERNEL_RECORD_ARGV)."""
     assert _shared_boot is not None, "the session's lab work was not started"
     return _shared_boot.wait_user_kernel()
+
+
+@pytest.fixture(scope="session")
+def lab_fault(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> dict:
+    """`record --kernel` whose QEMU the session's lab work SIGKILLed after the guest's first run
+    (lab_guest.py: FAULT_ARGV): what faults/test_fault_lab.py asserts on."""
+    assert _shared_boot is not None, "the session's lab work was not started"
+    return _shared_boot.wait_fault()
 
 
 @pytest.fixture(scope="session")

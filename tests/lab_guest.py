@@ -10,10 +10,16 @@ parts, each writing into its own directory, a part's failure leaving the others 
 - ``bcc`` (test_lab.py): a BCC program compiled against ``lab.headers_dir()``;
 - ``probes`` (test_probes_lab.py): the four probe tools attached through the API while the load
   generator (zcrx-nodev) runs with their targets set before it starts (PROBES below);
-- ``zcrx`` (test_zcrx.py): every topology on zcrx-nodev over loopback (ZCRX_TOPOLOGIES).
+- ``zcrx`` (test_zcrx.py): every topology on zcrx-nodev over loopback (ZCRX_TOPOLOGIES);
+- ``wire`` (test_lab_wire.py): the boot has ``lab.run(wire=True)``'s virtio-net NIC; a zcrx-nodev
+  receiver listens on it in the guest and this process's sender connects from the wire's network
+  namespace on the host (WIRE_PORT; ``wire/tx.json``).
 
-The commands that boot a guest of their own (`record --kernel`, the fault suite's SIGKILL of QEMU,
-the signals sent to `zcrxprof lab run` while QEMU starts) cannot share it.
+The commands that boot a guest of their own cannot share it: `record --kernel` (test_collect_lab.py),
+`lab run` and `record` of a user's build tree (test_user_kernel_lab.py) and the fault suite's SIGKILL of
+QEMU in the middle of a recording (faults/test_fault_lab.py) run after it, one at a time, in the
+same background process, while the host tests run; the signals sent to `zcrxprof lab run` while
+QEMU starts stay in test_lab.py.
 """
 from __future__ import annotations
 
@@ -24,24 +30,29 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from leftovers import BACKGROUND_VAR
+from paced import PACED
 from user_kernel import debian_kernel_as_build_tree
 from zcrxprof import children, lab
+from zcrxprof.lab import wire
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "loadgen" / "zcrx-loadgen"
 EXIT_STATUS = 7                    # the script's own status, which must come back (not vng's 255)
 TIMEOUT_S = 840.0                  # boot + every part under TCG, with room for a busy host
 ZCRX_TOPOLOGIES = {"single": 1, "workers": 1, "ifq-per-ring": 2, "shared-ifq": 2, "shared-ifq-3": 3}
+WIRE_PORT = 9419                   # the wire part's receiver (in the guest)
+WIRE_CONNECTIONS = 2
 
 BCC_PROGRAM = ("from bcc import BPF; b = BPF(text='int probe(void *ctx) { return 0; }'); "
                "print(b.load_func('probe', BPF.KPROBE).fd > 0)")
 
-# run by the venv's Python in the guest (cwd: the project); prints one JSON object
+# run by the venv's Python in the guest (cwd: the project), PACED defined above it; prints one JSON object
 PROBES = r"""
 import json, subprocess, sys
 from zcrxprof.probes import TOOLS, tool_class
@@ -58,7 +69,7 @@ try:
         out["compile_s"][name] = tools[name].compile_s
         out["headers"] = {"label": tools[name].headers.label, "matches": tools[name].headers.matches_kernel}
     lg = subprocess.Popen(["sh", "-c", 'read _; exec "$0" "$@"', "loadgen/zcrx-loadgen", "--backend",
-                           "zcrx-nodev", "--topology", "single", "--duration", "2", "--json"],
+                           "zcrx-nodev", "--topology", "single", "--duration", "2", "--json", *PACED],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     for tool in tools.values():
         tool.set_targets([lg.pid])
@@ -92,7 +103,7 @@ class SharedBoot:
 
 def _script(k: lab.LabKernel, out: Path) -> str:
     q = lambda p: shlex.quote(str(p))
-    lines = [f"mkdir -p {q(out / 'basics')} {q(out / 'bcc')} {q(out / 'probes')} {q(out / 'zcrx')}",
+    lines = [f"mkdir -p {q(out / 'basics')} {q(out / 'bcc')} {q(out / 'probes')} {q(out / 'zcrx')} {q(out / 'wire')}",
              # basics: stdout and stderr of the guest command itself
              f"uname -r; cat /proc/sys/kernel/osrelease > {q(out / 'basics' / 'osrelease')}; echo to-stderr >&2",
              # bcc
@@ -105,8 +116,17 @@ def _script(k: lab.LabKernel, out: Path) -> str:
         topo = name.removesuffix("-3")
         extra = f"--rings {rings}" if topo in ("ifq-per-ring", "shared-ifq") else ""
         d = out / "zcrx"
-        lines.append(f"{q(LOADGEN)} --backend zcrx-nodev --topology {topo} {extra} --duration 1.5 --interval 0.5 "
+        lines.append(f"{q(LOADGEN)} --backend zcrx-nodev --topology {topo} {extra} --duration 1.5 --interval 0.5 {' '.join(PACED)} "
                      f"--json > {q(d / (name + '.json'))} 2> {q(d / (name + '.err'))}; echo $? > {q(d / (name + '.rc'))}")
+    # wire: the receiver on the guest's virtio-net NIC; `ready` tells the host side to send
+    w = out / "wire"
+    lines += [f'echo "$ZCRXPROF_LAB_WIRE_IF" > {q(w / "ifname")}; ethtool -i "$ZCRXPROF_LAB_WIRE_IF" > {q(w / "ethtool-i")}; '
+              f'cat /sys/class/net/"$ZCRXPROF_LAB_WIRE_IF"/statistics/rx_bytes > {q(w / "rx_bytes_before")}',
+              f"timeout 120 {q(LOADGEN)} --backend zcrx-nodev --topology single --listen \"$ZCRXPROF_LAB_WIRE_ADDR:{WIRE_PORT}\" "
+              f"--connections {WIRE_CONNECTIONS} --json > {q(w / 'rx.json')} 2> {q(w / 'rx.err')} & WIRE_RX=$!",
+              f"i=0; until ss -Htln 'sport = :{WIRE_PORT}' | grep -q . || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done",
+              f"touch {q(w / 'ready')}; wait $WIRE_RX; echo $? > {q(w / 'rx.rc')}",
+              f'cat /sys/class/net/"$ZCRXPROF_LAB_WIRE_IF"/statistics/rx_bytes > {q(w / "rx_bytes_after")}']
     lines.append(f"exit {EXIT_STATUS}")
     return "\n".join(lines) + "\n"
 
@@ -114,9 +134,27 @@ def _script(k: lab.LabKernel, out: Path) -> str:
 USER_KERNEL_SCRIPT = ("uname -r; {loadgen} --kernel-features; modprobe veth && echo veth-loaded; "
                       "{loadgen} --backend zcrx --ifname eth0 --queue 0 --topology shared-ifq --share-uapi v4")
 USER_KERNEL_RECORD_ARGV = ["--topology", "single", "--duration", "1", "--repeat", "1", "--probes", "none",
-                           "--name", "mine"]              # test_user_kernel_lab.py's recording
+                           "--name", "mine", *PACED]              # test_user_kernel_lab.py's recording
 RECORD_ARGV = ["--topology", "single,shared-ifq", "--rings", "2", "--duration", "2", "--repeat", "1",
-               "--probes", "zcrxstat", "--name", "lab"]    # test_collect_lab.py's recording
+               "--probes", "zcrxstat", "--name", "lab", *PACED]    # test_collect_lab.py's recording
+FAULT_NAME = "fault-qemu-killed"                                   # faults/test_fault_lab.py's recording
+FAULT_ARGV = ["--probes", "none", "--topology", "single", "--repeat", "4", "--duration", "3", *PACED,
+              "--name", FAULT_NAME]
+
+
+def _wire_sender(d: Path) -> None:
+    """The host side of the wire part: once the guest's receiver listens, send to it from the
+    wire's network namespace (``tx.json``, ``tx.rc``)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (d / "ready").exists():
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+    argv = [*wire.exec_prefix(wire.netns_name()), str(LOADGEN), "--connect", f"{wire.GUEST_ADDR}:{WIRE_PORT}",
+            "--connections", str(WIRE_CONNECTIONS), "--duration", "1.5", *PACED, "--json"]
+    with open(d / "tx.json", "w") as out, open(d / "tx.err", "w") as err:
+        rc = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=120).returncode
+    (d / "tx.rc").write_text(str(rc))
 
 
 def _run_background(version: str, out: Path) -> None:
@@ -125,9 +163,12 @@ def _run_background(version: str, out: Path) -> None:
     status and stderr; the dataset in ``out/record/lab``), then the same kernel as a user's build
     tree: ``lab run`` and ``record`` (``out/user-kernel.json``; the dataset in ``out/user-kernel/mine``)."""
     k = lab.prepared(version)
-    (out / "probes.py").write_text(PROBES)
+    (out / "probes.py").write_text(f"PACED = {PACED!r}\n" + PROBES)
     (out / "guest.sh").write_text(_script(k, out))
-    res = lab.run(["sh", str(out / "guest.sh")], kernel=k.version, cwd=ROOT, timeout=TIMEOUT_S)
+    sender = threading.Thread(target=_wire_sender, args=(out / "wire",), daemon=True)
+    sender.start()
+    res = lab.run(["sh", str(out / "guest.sh")], kernel=k.version, cwd=ROOT, timeout=TIMEOUT_S, wire=True)
+    (out / "wire" / "netns_after").write_text(json.dumps(sorted(p.name for p in wire.NETNS_DIR.glob("*"))))
     (out / "result.json").write_text(json.dumps(lab.result_dict(res)))
     p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", version, *RECORD_ARGV,
                         "--out", str(out / "record")], capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -144,6 +185,46 @@ def _run_background(version: str, out: Path) -> None:
     (out / "user-kernel.json").write_text(json.dumps({
         "tree": str(tree), "run": {"returncode": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-3000:]},
         "record": {"returncode": rec.returncode, "stderr": rec.stderr[-3000:]}}))
+    (out / "fault-lab.json").write_text(json.dumps(_qemu_killed_mid_recording(version, out / "fault-lab")))
+
+
+def _qemu_killed_mid_recording(version: str, out: Path) -> dict:
+    """faults/test_fault_lab.py's scenario: `record --kernel` whose QEMU is SIGKILLed once the guest
+    finished its first run. What the test asserts on: the status and stderr of `record`, the QEMU
+    processes found, which of the recording's processes outlived it, whether the spool was left."""
+    from zcrxprof.collect import guest
+    spool = guest.SPOOL_ROOT / FAULT_NAME
+    p = children.start([sys.executable, "-m", "zcrxprof", "record", "--kernel", version, "--out", str(out),
+                        *FAULT_ARGV], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    found: dict = {"dataset": str(out / FAULT_NAME), "error": None}
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not list(spool.glob("run-*.json")):        # the guest finished its first run
+            if p.poll() is not None or time.monotonic() > deadline:
+                found["error"] = "the guest finished no run before record ended or the deadline"
+                break
+            time.sleep(0.2)
+        seen = children.descendants(p.pid)
+        qemu = [k for k in seen if _comm(k).startswith("qemu")]
+        found["qemu"] = len(qemu)
+        if not found["error"]:
+            for k in qemu:
+                os.kill(k, signal.SIGKILL)
+        _, err = p.communicate(timeout=300)
+        found.update(returncode=p.returncode, stderr=err[-3000:], spool_left=spool.exists(),
+                     outlived=[_comm(k) for k in seen if children.alive(k)])
+    finally:
+        if p.poll() is None:
+            children.stop(p, grace_s=10, sig=signal.SIGTERM)
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 class BackgroundBoot:
@@ -185,6 +266,10 @@ class BackgroundBoot:
         """The build-tree part: ``tree``, ``run`` and ``record`` (status, output), ``dataset`` (path)."""
         found = json.loads(self._wait_for("user-kernel.json").read_text())
         return {**found, "dataset": self.out / "user-kernel" / "mine"}
+
+    def wait_fault(self) -> dict:
+        """The QEMU-killed recording (``_qemu_killed_mid_recording``'s findings)."""
+        return json.loads(self._wait_for("fault-lab.json").read_text())
 
     def wait_record(self) -> tuple[dict, Path]:
         """``record --kernel``'s status and stderr, and its dataset's path."""

@@ -22,6 +22,7 @@ reached through here with comm/cmdline.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import re
 import signal
@@ -45,6 +46,19 @@ NETNS_DIR = Path("/run/netns")
 OUR_NAME = re.compile(r"^(zcxp-|zx\d|zcrx)")       # namespaces and veths of zcrxprof and the tests
 CREATOR_PID = re.compile(r"^(?:zcxp-|zx)(\d+)")    # the pid zcrxprof puts into those names
 WATCHED = ("zcrx-loadgen", "perf", "qemu", "vng", "virtme-run", "virtiofsd", "sshd")   # comm prefixes
+RECORD_START_LOCK = Path(__file__).resolve().parents[1] / ".build" / "tests-record-start.lock"
+
+
+@contextmanager
+def record_starts_held() -> Iterator[None]:
+    """Held by the tests that check what the next `record` start reaps (test_fault_kill9.py) and
+    by the offline session's one recording (faults/conftest.py ``small_dataset``): every `record`
+    start removes the namespaces of dead recordings, so a recording starting in the other session
+    would take the notice the test waits for."""
+    RECORD_START_LOCK.parent.mkdir(exist_ok=True)
+    with open(RECORD_START_LOCK, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 # ---- /proc ------------------------------------------------------------------------------------
@@ -231,9 +245,14 @@ class Leftover:
         return f"{self.kind} {self.name}"
 
 
-def _our_pids(pids: set[int], tag: str | None) -> set[int]:
-    """This process, ``pids``, and every live process carrying the session's or ``tag``'s tag."""
-    ours = set(pids) | {os.getpid()} | set(tagged_processes(os.environ.get(SESSION_VAR, ""), SESSION_VAR))
+def _our_pids(pids: set[int], tag: str | None, background: bool = False) -> set[int]:
+    """This process, ``pids``, and every live process carrying the session's or ``tag``'s tag;
+    ``background=False`` leaves out the session-long ones (what they make, e.g. the lab's wire
+    namespace, lives beside many tests and is the session check's business)."""
+    session = set(tagged_processes(os.environ.get(SESSION_VAR, ""), SESSION_VAR))
+    if not background:
+        session -= set(tagged_processes("1", BACKGROUND_VAR))
+    ours = set(pids) | {os.getpid()} | session
     return ours | set(tagged_processes(tag)) if tag else ours
 
 
@@ -262,7 +281,7 @@ def _find(before: Snapshot, tag: str | None, datasets: Path | None, pids: set[in
         procs.update(tagged_processes(tag))
     new_netns, new_links, new_progs = now.netns - before.netns, now.links - before.links, now.progs - before.progs
     new_events = now.probe_events - before.probe_events
-    ours = _our_pids(pids, tag) if new_netns or new_links or new_progs or new_events else set()
+    ours = _our_pids(pids, tag, background) if new_netns or new_links or new_progs or new_events else set()
     found = [Leftover("network namespace", n) for n in sorted(new_netns) if _made_by_us(n, ours)]
     found += [Leftover("link", l) for l in sorted(new_links) if _made_by_us(l, ours)]
     found += [Leftover("tracefs", e) for e in sorted(new_events) if _event_of_ours(e, ours)]

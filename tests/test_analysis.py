@@ -237,3 +237,34 @@ def test_event_counts_take_totals_once_and_never_add_bytes():
     cp = refill.copy_fallback(frames).set_index(["run_id", "source", "metric"])["value"]
     assert cp.to_dict() == {(0, "zcrx_stats", "copy_chunks"): 15, (0, "zcrx_stats", "copy_bytes"): 28672,
                             (0, "events", "copy_events"): 6}
+
+
+def test_senders_say_which_host_was_the_bottleneck_with_its_retransmits_and_rtt():
+    """Two usable runs, two sending hosts: a thread on a CPU for ≥ 90 % of the run makes its host
+    the bottleneck of that run; retransmits add up over intervals, RTT only from intervals that
+    sent (an idle one's 0 does not count); a dataset without TCP_INFO says unknown, not 0."""
+    from zcrxprof.analysis.senders import sender_verdict, senders
+    tables = {t: schema.empty_frame(t).assign(dataset=pd.Series(dtype="str")) for t in schema.TABLES}
+    tables["runs"] = pd.DataFrame({"dataset": "d", "run_id": [0, 1], "topology": "single", "rings": 1,
+                                   "status": "ok", "verify_errors": 0, "loadgen_duration_s": 2.0})
+    th = [("a", 0, 1.9e9, 100), ("b", 0, 0.2e9, 50), ("a", 1, 0.4e9, 10), ("b", 1, 0.1e9, 10)]
+    tables["threads"] = pd.DataFrame([{"dataset": "d", "run_id": r, "thread": "tx0", "host": h, "role": "tx",
+                                       "bytes": b, "utime_ns": 0, "stime_ns": cpu} for h, r, cpu, b in th])
+    iv = [("a", 0, 100, 3, 40, 50), ("a", 0, 0, 1, 0, 0), ("b", 0, 50, 0, 20, 30),
+          ("a", 1, 10, 2, 60, 90), ("b", 1, 10, 0, 10, 10)]
+    tables["intervals"] = pd.DataFrame([{"dataset": "d", "run_id": r, "thread": "tx0", "host": h, "role": "tx",
+                                         "bytes": b, "tcp_retrans": rt, "tcp_rtt_us": rtt, "tcp_rtt_max_us": mx}
+                                        for h, r, b, rt, rtt, mx in iv])
+    s = senders(Dataset(tables)).set_index(["run_id", "host"])
+    assert s["sender_bound"].to_dict() == {(0, "a"): True, (0, "b"): False, (1, "a"): False, (1, "b"): False}
+    assert s.loc[(0, "a"), "retransmits"] == 4 and s.loc[(0, "a"), "rtt_us_mean"] == 40
+    assert s.loc[(0, "a"), "rtt_us_max"] == 50 and s.loc[(0, "a"), "tx_busy_max"] == pytest.approx(0.95)
+    assert s.loc[(0, "a"), "gbit_s"] == pytest.approx(100 * 8 / 1e9 / 2)
+    line = sender_verdict(Dataset(tables))
+    assert "a: the bottleneck in 1 of 2 runs (busiest sending thread 95%" in line, line
+    assert "b: not the bottleneck" in line and "a: the bottleneck in 1 of 2 runs (busiest sending thread 95% " \
+           "of the run on a CPU), 6 retransmits, RTT median 50 µs (max 90 µs)" in line, line
+    tables["intervals"] = tables["intervals"].assign(tcp_retrans=-1, tcp_rtt_us=-1, tcp_rtt_max_us=-1)
+    old = senders(Dataset(tables))
+    assert (old["retransmits"] == -1).all() and old["rtt_us_mean"].isna().all()
+    assert "retransmits" not in sender_verdict(Dataset(tables))

@@ -44,9 +44,18 @@ def test_a_child_leads_its_own_group_and_a_stubborn_one_is_killed_with_its_group
     assert wait_gone([grandchild]) == [] and children.group_members(p.pid) == []
 
 
-def test_a_child_that_obeys_sigint_is_not_killed():
-    p = children.start([sys.executable, "-c", "import time\ntry: time.sleep(600)\nexcept KeyboardInterrupt: print('bye')"],
-                       stdout=subprocess.PIPE, text=True)
+OBEYS_SIGINT = "import time\ntry: time.sleep(600)\nexcept KeyboardInterrupt: print('bye')"
+
+
+@pytest.mark.parametrize("ours", ["default", "ignored"])
+def test_a_child_that_obeys_sigint_is_not_killed(ours):
+    """Also when this process ignores SIGINT (a shell's background job does, `cmd &`): the child
+    gets SIGINT's default back, so stop() reaches it instead of waiting out the grace."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN if ours == "ignored" else signal.default_int_handler)
+    try:
+        p = children.start([sys.executable, "-c", OBEYS_SIGINT], stdout=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, before)
     time.sleep(0.5)        # the interpreter is up and in the sleep (a SIGINT earlier only ends it sooner)
     out, _, killed = children.stop(p, grace_s=30)
     assert not killed and p.returncode in (0, -signal.SIGINT)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import leftovers as lo
+from paced import PACED
 from zcrxprof import dataset
 
 pytestmark = pytest.mark.root
@@ -26,7 +27,7 @@ def _progs_held_by(pid: int) -> set[int]:
 
 
 def _record(*args: str, out: Path, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "zcrxprof", "record", "--out", str(out), *args],
+    return subprocess.Popen([sys.executable, "-m", "zcrxprof", "record", "--out", str(out), *PACED, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -38,10 +39,15 @@ def _meta(path: Path) -> dict:
 
 
 def test_short_record_produces_a_valid_labelled_dataset(tmp_path):
+    # on one CPU (taskset -c 0's way): single's ring has it to itself, workers' ring and 2 workers share it
+    cpu = min(os.sched_getaffinity(0))
     p = _record("--topology", "single,workers", "--rings", "2", "--duration", "1", "--repeat", "1",
-                "--name", "short", out=tmp_path)
+                "--name", "short", out=tmp_path, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
     out, err = p.communicate(timeout=180)
     assert p.returncode == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == ["record: warning: 1 of 2 planned runs have more rings (plus workers) than the 1 CPU the "
+                        "receiver may use: rings share cores in workers ×2 (runs.rings_share_cores)"], err
     path = tmp_path / "short"
     assert out.strip() == str(path)
     assert dataset.validate(path) == []
@@ -54,6 +60,12 @@ def test_short_record_produces_a_valid_labelled_dataset(tmp_path):
     assert (runs["backend"] == "copy").all() and not runs["zero_copy"].any()
     assert (runs["sender"] == "netns").all() and (runs["place"] == "host").all()
     assert (runs["bytes_received"] == runs["bytes_sent"]).all() and (runs["bytes_received"] > 0).all()
+    assert runs["cpus_available"].tolist() == [1, 1] and runs["rings_share_cores"].tolist() == [False, True]
+    from zcrxprof.analysis.claims import df_claims
+    from zcrxprof.cli.summary import render
+    summary = " ".join(" ".join(render(ds, df_claims(ds))).split())
+    assert "1 of 2 runs had more rings than CPUs (1 ring and 2 workers on 1 CPU: rings and workers share " \
+        "cores)." in summary and "the receiver could use 1 of them" in summary
     # the per-interval rx records add up to the run's total
     rx = ds["intervals"][ds["intervals"]["role"] == "rx"].groupby("run_id")["bytes"].sum()
     assert rx.tolist() == runs["bytes_received"].tolist()
@@ -148,6 +160,12 @@ def test_a_dead_load_generator_fails_its_run_and_recording_goes_on(tmp_path):
     (["--backend", "zcrx-nodev"], "7.1"),
     (["--ifname", "eth0"], "--queue"),
     (["--name", "../x"], "--name"),
+    (["--backend", "zcrx", "--ifname", "lo", "--queue", "0"], "--peer HOST"),
+    (["--backend", "zcrx", "--ifname", "lo", "--queues", "1", "--topology", "ifq-per-ring", "--rings", "2",
+      "--peer", "h"], "needs one queue per ring: --queues gives 1"),
+    (["--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--queues", "1,2", "--topology", "single,workers",
+      "--peer", "h"], "has no ifq-per-ring"),
+    (["--backend", "copy", "--setup-nic"], "--backend zcrx"),
 ])
 def test_bad_arguments_are_one_line_exit_2(tmp_path, args, words):
     p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--out", str(tmp_path), *args],
@@ -168,6 +186,38 @@ def test_plan_interleaves_topologies_and_runs_single_once_per_sweep_point():
                      ("workers", 1, 2, 500), ("shared-ifq", 2, 0, 500)]
     assert [s.run_id for s in specs] == list(range(len(specs))) and len(specs) == 2 * len(first)
     assert all(s.connections == max(s.rings, s.workers) for s in specs)
+
+
+def test_zcrx_receiver_and_sender_command_lines_per_topology():
+    """--backend zcrx: each topology's receiver listens on the NIC's address and the fixed port with
+    its queue(s) — ifq-per-ring one per ring (ring i on PORT+i, so each sender opens one connection
+    per ring and spreads them with --ports) — and the dataset's ring → queue map follows."""
+    from zcrxprof.collect import nicstate
+    from zcrxprof.collect.plan import build_plan
+    from zcrxprof.collect.runner import (NicPlan, Placement, RunSetup, receiver_argv, receiver_connections,
+                                         sender_args)
+    nic = NicPlan("eth9", 3, (8, 9, 10), True, "10.1.2.3", 7000)
+    setup = RunSetup("/lg", "zcrx", Placement("10.1.2.3", "", [], "peers", ["p1", "p2"]), {}, 1.0, nic=nic)
+    seen = {}
+    for spec in build_plan(["single", "workers", "shared-ifq", "ifq-per-ring"], [1, 3], [0], [0.0], 1.0, 1):
+        argv = receiver_argv(spec, setup)
+        flag = lambda f: argv[argv.index(f) + 1] if f in argv else None
+        assert flag("--listen") == "10.1.2.3:7000" and argv[-1] == "--setup-nic" and flag("--ifname") == "eth9"
+        tx = sender_args(spec, setup, "10.1.2.3", 7000, receiver_connections(spec, setup) // 2, 0)
+        seen[(spec.topology, max(spec.rings, spec.workers))] = (flag("--queue"), flag("--queues"), flag("--connections"),
+                                             tx[tx.index("--ports") + 1] if "--ports" in tx else None,
+                                             nic.ring_queues(spec))
+    assert seen == {
+        ("single", 1): ("3", None, "2", None, [3]),              # 1 connection, at least one per peer
+        ("workers", 1): ("3", None, "2", None, [3]), ("workers", 3): ("3", None, "3", None, [3]),
+        ("shared-ifq", 1): ("3", None, "2", None, [3]), ("shared-ifq", 3): ("3", None, "3", None, [3, 3, 3]),
+        ("ifq-per-ring", 1): ("3", None, "2", None, [3]),
+        ("ifq-per-ring", 3): (None, "8,9,10", "6", "3", [8, 9, 10]),   # each of 2 peers: one per ring port
+    }
+    assert nicstate.ring_queues([8, 9, 10], 3) == [8, 9, 10] and nicstate.ring_queues([3], 3) == [3, 3, 3]
+    merged = nicstate.merge(None, 0, [{"event": "nic_state", "phase": "before", "ifname": "eth9", "queue": 8,
+                                       "queues": [8, 9, 10]}], 3)
+    assert merged["runs"][0]["ring_queues"] == [8, 9, 10] and merged["ifname"] == "eth9"
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pytest
 from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TrackEvent
 
+from inprocess import zcrxprof
 from zcrxprof import dataset, schema
 from zcrxprof.errors import UsageError, ZcrxprofError
 from zcrxprof.export.perfetto_trace import build_trace, export_command, write_trace
@@ -301,8 +301,7 @@ def test_export_command_names_the_run():
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zcrxprof", "export", *args],
-                          capture_output=True, text=True, timeout=300)
+    return zcrxprof("export", *args)
 
 
 def test_cli_writes_the_trace_of_the_runs_asked_for(tmp_path):

@@ -91,7 +91,8 @@ def test_show_report_and_compare_put_an_import_beside_zcrxprof_runs(tmp_path, ca
     assert main(["show", "ip", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "backend copy (not zero-copy)" in out and "imported from iperf3 3.12" in out
-    assert "note: iperf3 does not measure (left empty): runs.elapsed_s" in out
+    assert "note: iperf3 does not measure (left empty): runs.cpus_available, runs.rings_share_cores, " \
+        "runs.elapsed_s" in out
 
     assert main(["compare", str(SHIPPED), str(tmp_path / "ip")]) == 0
     out = capsys.readouterr().out

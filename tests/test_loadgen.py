@@ -31,7 +31,7 @@ def rx_totals(s: Summary, key: str) -> int:
     return sum(t[key] for t in s.threads if t["role"] == "rx")
 
 
-def check_clean_transfer(res: loadgen.LoadgenResult, topology: str, rings: int) -> None:
+def check_clean_transfer(res: loadgen.LoadgenResult, topology: str, rings: int, cpus: int | None = None) -> None:
     s = res.summary
     assert res.returncode == 0, res.stderr
     assert s.status == "ok"
@@ -48,6 +48,9 @@ def check_clean_transfer(res: loadgen.LoadgenResult, topology: str, rings: int) 
     assert s.topology == topology and s.backend == "copy"
     assert s.emulated == (["shared-ifq"] if topology == "shared-ifq" else [])
     assert all(r.emulated == s.emulated for r in res.records)
+    # every record says whether the rings (and workers) outnumber the CPUs this process may use
+    cpus = cpus or len(os.sched_getaffinity(0))
+    assert {(r.cpus_available, r.rings_share_cores) for r in res.records} == {(cpus, rings + s.workers > cpus)}
 
 
 @pytest.mark.parametrize("topology", list(TOPO_ARGS))
@@ -83,6 +86,26 @@ def test_topology_over_veth_between_namespaces(loadgen_bin, sender_ns, topology)
     assert all(t["role"] != "tx" for t in s.threads)
 
 
+def test_rings_on_fewer_cpus_say_they_share_cores_in_every_record(loadgen_bin):
+    cpu = str(min(os.sched_getaffinity(0)))
+    one_cpu = ["taskset", "-c", cpu, str(loadgen_bin)]
+    four = LoadgenProcess.from_argv([*one_cpu, "--topology", "shared-ifq", "--rings", "4", *SHORT, "--json"]).wait(60)
+    check_clean_transfer(four, "shared-ifq", 4, cpus=1)
+    kinds = Counter(r.type for r in four.records)
+    assert kinds["registration"] == 4 and kinds["interval"] >= 8 and kinds["summary"] == 1
+    assert all(r.cpus_available == 1 and r.rings_share_cores is True for r in four.records)
+    assert four.summary.shared_cores_note == "4 rings on 1 CPU: rings share cores"
+    # as many rings as CPUs: they do not share
+    single = LoadgenProcess.from_argv([*one_cpu, "--topology", "single", *SHORT, "--json"]).wait(60)
+    assert single.records and all(r.cpus_available == 1 and r.rings_share_cores is False for r in single.records)
+    assert single.summary.shared_cores_note == ""
+    # --rx-cpus counts instead of the affinity; the table says it before the rows and in the summary
+    table = subprocess.run([str(loadgen_bin), "--topology", "workers", "--workers", "2", "--rx-cpus", cpu, *SHORT],
+                           capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count("1 ring and 2 workers on 1 CPU: rings and workers share cores") == 2
+
+
 def test_injected_corruption_is_caught_with_connection_and_offset(loadgen_bin):
     res = loadgen.run(["--topology", "single", "--test-corrupt-offset", "300001", *SHORT], timeout=60)
     assert res.returncode == 1
@@ -115,6 +138,11 @@ def test_workers_hand_off_and_switch_context_single_does_not(loadgen_bin):
     assert sum(t["bytes"] for t in workers) == w.bytes_received
     assert sum(t["bufs_returned"] for t in workers) == rx
     assert sum(t["nvcsw"] for t in workers) > 0            # idle workers sleep and are woken
+    # no --bundle: the buffers that fill an eighth of the receiving CPU's L2 (1..16), rule recorded
+    rule = w.params["bundle_rule"]
+    m = re.match(r"L2 (\d+) KiB of CPU \d+ / 8 / 64 KiB buffers$", rule)
+    assert m or rule == "L2 unknown: 256 KiB / 64 KiB buffers", rule
+    assert w.params["bundle"] == max(1, min(16, (int(m.group(1)) if m else 2048) // 8 // 64)), w.params
 
     s = loadgen.run(["--topology", "single", "--bundle", "1", *paced], timeout=60).summary
     assert {t["role"] for t in s.threads} == {"rx", "tx"}
@@ -139,7 +167,8 @@ def test_bundled_receives_deliver_every_byte_in_order(loadgen_bin, topology):
 
 def test_bundle_1_gives_one_buffer_per_completion(loadgen_bin):
     s = loadgen.run(["--bundle", "1", "--buf-size", "4K", "--bufs", "16", *SHORT], timeout=60).summary
-    assert s.params["bundle"] == 1 and s.verify_errors == 0 and s.bytes_received == s.bytes_sent
+    assert s.params["bundle"] == 1 and s.params["bundle_rule"] == "--bundle 1"
+    assert s.verify_errors == 0 and s.bytes_received == s.bytes_sent
     assert rx_totals(s, "completions") == rx_totals(s, "bufs_returned") >= s.bytes_received / 4096
 
 
@@ -191,7 +220,8 @@ def test_a_saturated_ring_never_idles_for_its_batch(loadgen_bin, tmp_path):
     trace = tmp_path / "trace"
     res = subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=io_uring_enter", "-o", str(trace),
                           str(loadgen_bin), "--json", "--work-ns-per-kib", "2000", "--duration", "2",
-                          "--rx-cpus", "0", "--tx-cpus", "1", "--wait-batch", "8", "--wait-min-us", "100"],
+                          "--rx-cpus", "0", "--tx-cpus", "1", "--wait-batch", "8", "--wait-min-us", "100",
+                          "--bundle", "16"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     s = loadgen.parse_lines(res.stdout.splitlines())[-1]
@@ -225,7 +255,7 @@ def test_wait_batch_never_holds_back_a_trickle(loadgen_bin):
     ["--listen", "127.0.0.1:1", "--connect", "127.0.0.1:2"], ["--backend", "rdma"],
     ["--connections", "1", "--topology", "ifq-per-ring", "--rings", "2"], ["stray"],
     ["--listen", "127.0.0.1:0", "--test-corrupt-offset", "5"], ["--wait-batch", "0"],
-    ["--wait-min-us", "soon"], ["--bundle", "0"], ["--bundle", "4097"],
+    ["--wait-min-us", "soon"], ["--bundle", "0"], ["--bundle", "4097"], ["--connect", "localhost:5201"],
 ])
 def test_bad_flags_one_line_exit_2(loadgen_bin, args):
     res = subprocess.run([str(loadgen_bin), *args], capture_output=True, text=True, timeout=20)
@@ -233,6 +263,15 @@ def test_bad_flags_one_line_exit_2(loadgen_bin, args):
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("zcrx-loadgen: ")
     assert res.stdout == ""
+
+
+def test_the_binary_is_static_and_peers_refuse_a_dynamic_one(loadgen_bin):
+    """No program interpreter (record --peer copies it to hosts with other libraries); a dynamically
+    linked one is refused in one line."""
+    from zcrxprof.collect import peers
+    assert peers.elf_interpreter(loadgen_bin) is None
+    with pytest.raises(peers.ZcrxprofError, match=r"^/bin/sh is dynamically linked \(interpreter /lib"):
+        peers.check_static("/bin/sh")
 
 
 def test_help_states_the_shared_ifq_emulation(loadgen_bin):
@@ -331,3 +370,28 @@ def test_a_ring_whose_sleeps_fill_its_socket_shortens_its_minimum_wait(loadgen_b
     assert s.params["wait_min_us"] == 2000 and s.params["wait_batch"] in (1, 8)
     # sleeping 2 ms at a time allows at most 500 wake-ups/s; the shortened wait gives thousands
     assert rx0["nvcsw"] / s.duration_s > 1000, rx0
+
+
+def test_preflight_and_a_listener_per_ring_for_queues(loadgen_bin):
+    """--preflight registers every ring, releases all and exits 0 without listening; --queues
+    opens ring i's listener on PORT+i and a sender with --ports spreads its connections over them
+    (lo cannot host zcrx: the run then fails at the registration, after accepting all four, and
+    the nic events name both queues)."""
+    res = subprocess.run([str(loadgen_bin), "--json", "--listen", "127.0.0.1:0", "--topology", "shared-ifq",
+                          "--rings", "2", "--preflight"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert '"event":"preflight","status":"ok"' in res.stdout and '"listening"' not in res.stdout
+    from zcrxprof.collect.record import free_ports
+    port = free_ports("127.0.0.1", 2)                # as record picks them
+    with LoadgenProcess.from_argv([str(loadgen_bin), "--json", "--backend", "zcrx", "--ifname", "lo", "--queues",
+                                   "0,1", "--topology", "ifq-per-ring", "--rings", "2", "--connections", "4",
+                                   "--listen", f"127.0.0.1:{port}"], name="receiver") as rx:
+        up = rx.wait_for(lambda r: isinstance(r, loadgen.Event) and r.event == "listening", timeout=10)
+        assert up is not None and up.extra["port"] == port and up.extra["ports"] == 2
+        tx = subprocess.run([str(loadgen_bin), "--json", "--connect", f"127.0.0.1:{port}", "--ports", "2",
+                             "--connections", "4", "--duration", "1"], capture_output=True, text=True, timeout=30)
+        rx.drain(time.monotonic() + 10)
+    nic = [r for r in rx.records if isinstance(r, loadgen.Event) and r.event == "nic_state"]
+    assert [n.extra["phase"] for n in nic] == ["before", "after"] and nic[0].extra["queues"] == [0, 1]
+    assert "io_uring_register(ZCRX_IFQ)" in rx.error().message and rx.summary().connections == 4
+    assert tx.returncode != 0          # its peer went away at the registration failure

@@ -25,6 +25,12 @@ def test_records_are_typed_and_keep_unknown_fields():
     assert recs[0].extra == {"future": 1}
     res = loadgen.LoadgenResult([], 0, recs, "")
     assert res.summary.params == {"rings": 1} and res.intervals == [recs[0]]
+    # the CPUs the receiving threads could use are typed fields; a line without them reads None
+    assert recs[0].cpus_available is None and recs[0].rings_share_cores is None
+    shared = loadgen.parse_record({**COMMON, "type": "summary", "cpus_available": 2, "rings_share_cores": True,
+                                   "rings": 4, "workers": 0})
+    assert (shared.cpus_available, shared.rings_share_cores, shared.extra) == (2, True, {})
+    assert shared.shared_cores_note == "4 rings on 2 CPUs: rings share cores"
 
 
 @pytest.mark.parametrize("line,needle", [

@@ -1,8 +1,9 @@
 """`record --peer`: remote senders over real OpenSSH servers, each in its own network namespace.
 
-Two namespaces joined to this one by veth are the "hosts"; each runs Debian's sshd with a host
-key, an authorised client key and a known_hosts made for the module in a temporary directory
-(never ~/.ssh). The recording reaches them through an ssh configuration file (--ssh-config).
+Two namespaces joined to this one by veth are the "hosts" (zcrxprof/peerlab.py, shared with
+bench/peers.py); each runs Debian's sshd with a host key, an authorised client key and a
+known_hosts made for the module in a temporary directory (never ~/.ssh). The recording reaches
+them through an ssh configuration file (--ssh-config).
 """
 from __future__ import annotations
 
@@ -12,124 +13,31 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import leftovers
-from zcrxprof import children, dataset, netns
+from paced import PACED
+from zcrxprof import dataset, loadgen, peerlab
+from zcrxprof.analysis.senders import sender_verdict
+from zcrxprof.collect import peers as remote
 from zcrxprof.vocab import TOPOLOGIES
 
-SSHD = "/usr/sbin/sshd"
-pytestmark = pytest.mark.skipif(not (os.path.exists(SSHD) and os.geteuid() == 0),
-                                reason="needs root and openssh-server (scripts/setup.sh)")
-
-
-@dataclass
-class Peers:
-    tmp: Path
-    pairs: list            # netns.VethPair per peer
-    sshd: list             # sshd listener processes
-    config: Path           # ssh -F file: peer1, peer2 (good), badkey, changed, unreachable
-    peer_dir: Path         # --peer-dir on the peers (the namespaces share this file system)
-    private_key: str
-
-    def processes(self, i: int) -> list[int]:
-        """Processes in peer i's namespace besides its sshd listener."""
-        out = subprocess.run(["ip", "netns", "pids", self.pairs[i].netns], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split() if int(p) != self.sshd[i].pid]
-
-    def nothing_left(self, wait_s: float = 15.0) -> tuple[list, list]:
-        """(processes, files) still on the peers once ``wait_s`` passed or both are empty."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            procs = self.processes(0) + self.processes(1)
-            files = sorted(p.name for p in self.peer_dir.iterdir())
-            if (not procs and not files) or time.monotonic() > deadline:
-                return procs, files
-            time.sleep(0.2)
-
-
-def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return Path(f"{path}.pub").read_text().strip()
+pytestmark = pytest.mark.skipif(not peerlab.available(), reason="needs root and openssh-server (scripts/setup.sh)")
 
 
 @pytest.fixture(scope="module")
-def peers(tmp_path_factory) -> Peers:
-    tmp = tmp_path_factory.mktemp("peers")
-    os.chmod(tmp, 0o755)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)       # sshd's privilege-separation directory
-    client = _keygen(tmp / "id_client")
-    _keygen(tmp / "id_other")
-    (tmp / "authorized_keys").write_text(client + "\n")
-    (tmp / "empty").write_text("")
-    peer_dir = tmp / "peer-tmp"
-    peer_dir.mkdir()
-    with ExitStack() as stack:
-        pairs, sshd, known, hosts = [], [], [], []
-        for i in (1, 2):
-            pair = stack.enter_context(netns.sender_netns())
-            subprocess.run(["ip", "-n", pair.netns, "route", "add", "default", "via", pair.host_addr], check=True)
-            hostkey = _keygen(tmp / f"host{i}")
-            _keygen(tmp / f"host{i}-other")
-            cfg = tmp / f"sshd{i}.conf"
-            cfg.write_text(f"ListenAddress {pair.ns_addr}:22\nHostKey {tmp}/host{i}\nPidFile none\n"
-                           f"AuthorizedKeysFile {tmp}/authorized_keys\nStrictModes no\nUsePAM no\n"
-                           "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-                           "KbdInteractiveAuthentication no\nMaxSessions 50\nMaxStartups 50\n")
-            # the peer's own mount namespace hides this machine's ~/.bashrc (sshd's sessions run
-            # it: a test must not depend on, nor disturb, the user's shell set-up)
-            hide = f'[ -e "$HOME/.bashrc" ] && mount --bind {tmp}/empty "$HOME/.bashrc"; '
-            proc = children.start(["ip", "netns", "exec", pair.netns, "unshare", "-m", "--propagation", "private",
-                                   "sh", "-c", hide + f"exec {SSHD} -D -e -f {cfg}"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stack.callback(_stop_sshd, pair, proc)
-            pairs.append(pair)
-            sshd.append(proc)
-            known.append(f"{pair.ns_addr} {hostkey}")
-            hosts.append(pair.ns_addr)
-        (tmp / "known_hosts").write_text("\n".join(known) + "\n")
-        changed = Path(f"{tmp}/host2-other.pub").read_text().strip()
-        (tmp / "known_hosts_changed").write_text(f"{hosts[1]} {changed}\n")
-        common = (f"  User root\n  IdentitiesOnly yes\n  IdentityAgent none\n  GlobalKnownHostsFile /dev/null\n"
-                  f"  StrictHostKeyChecking yes\n")
-        entries = [("peer1", hosts[0], 22, "id_client", "known_hosts"),
-                   ("peer2", hosts[1], 22, "id_client", "known_hosts"),
-                   ("badkey", hosts[0], 22, "id_other", "known_hosts"),
-                   ("changed", hosts[1], 22, "id_client", "known_hosts_changed"),
-                   ("unreachable", hosts[0], 2, "id_client", "known_hosts")]
-        config = tmp / "ssh_config"
-        config.write_text("".join(f"Host {name}\n  HostName {addr}\n  Port {port}\n  IdentityFile {tmp}/{key}\n"
-                                  f"  UserKnownHostsFile {tmp}/{kh}\n" + common
-                                  for name, addr, port, key, kh in entries))
-        for proc, addr in zip(sshd, hosts):      # wait until both listen
-            deadline = time.monotonic() + 10
-            while subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", "peer1" if addr == hosts[0]
-                                  else "peer2", "true"], capture_output=True).returncode != 0:
-                assert time.monotonic() < deadline, "sshd did not start"
-                time.sleep(0.2)
-        yield Peers(tmp, pairs, sshd, config, peer_dir, (tmp / "id_client").read_text())
+def peers(tmp_path_factory) -> peerlab.PeerHosts:
+    with peerlab.peer_hosts(tmp_path_factory.mktemp("peers"), 2) as hosts:
+        yield hosts
 
 
-def _stop_sshd(pair, proc) -> None:
-    """The listener, then every process left in its namespace (sessions fork off the listener)."""
-    children.stop(proc, 5, signal.SIGTERM)
-    out = subprocess.run(["ip", "netns", "pids", pair.netns], capture_output=True, text=True).stdout
-    for pid in out.split():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _record(peers: Peers, out: Path, *args: str, **popen):
+def _record(peers: peerlab.PeerHosts, out: Path, *args: str, **popen):
     argv = [sys.executable, "-m", "zcrxprof", "record", "--out", str(out), "--name", "ds",
             "--ssh-config", str(peers.config), "--peer-dir", str(peers.peer_dir), "--probes", "none",
-            "--repeat", "1", "--quiet", "--backend", "copy", *args]
+            "--repeat", "1", "--quiet", "--backend", "copy", *PACED, *args]
     return argv
 
 
@@ -154,8 +62,16 @@ def test_two_peers_send_every_byte_the_receiver_gets(peers, tmp_path):
     intervals = pd.read_parquet(ds / "intervals.parquet")
     assert {"peer1", "peer2"} <= set(intervals.host)
     assert set(intervals[intervals.role == "rx"].host) == {os.uname().nodename}
-    tx_t = intervals[intervals.role == "tx"].t
+    tx_iv = intervals[intervals.role == "tx"]
+    tx_t = tx_iv.t
     assert tx_t.min() > 0 and tx_t.max() < 1 + 15           # on the receiver's time line
+    # the senders' TCP_INFO: retransmits counted on every interval, an RTT wherever bytes went out
+    assert (tx_iv.tcp_retrans >= 0).all() and (tx_iv.tcp_rtt_max_us >= tx_iv.tcp_rtt_us).all()
+    assert (tx_iv[tx_iv.bytes > 0].tcp_rtt_us > 0).all(), tx_iv[["host", "bytes", "tcp_rtt_us"]]
+    assert (intervals[intervals.role == "rx"].tcp_rtt_us == -1).all()
+    line = sender_verdict(dataset.load(ds))
+    assert "peer1: not the bottleneck" in line or "peer1: the bottleneck" in line
+    assert "peer2:" in line and " retransmits, RTT median " in line, line
     meta = json.loads((ds / "metadata.json").read_text())
     assert [p["peer"] for p in meta["peers"]] == ["peer1", "peer2"]
     for p, pair in zip(meta["peers"], peers.pairs):
@@ -163,6 +79,9 @@ def test_two_peers_send_every_byte_the_receiver_gets(peers, tmp_path):
         assert p["receiver_address"] == pair.host_addr and p["cpus"] > 0 and p["kernel"] == os.uname().release
         assert abs(p["clock_offset_s"]) < 0.5 and p["clock_rtt_s"] > 0
         assert "--connect" in p["sender_command"] and len(p["loadgen_sha256"]) == 64
+        steps = p["setup_steps_s"]
+        assert set(steps) == {"connect", "preflight", "deploy", "clock"} and min(steps.values()) > 0
+        assert abs(p["setup_s"] - sum(steps.values())) < 0.01 and p["setup_s"] >= p["clock_rtt_s"]
     blob = b"".join(f.read_bytes() for f in ds.iterdir())
     key_body = peers.private_key.splitlines()[1].encode()
     assert key_body not in blob and b"id_client" not in blob and b"IdentityAgent" not in blob
@@ -184,7 +103,33 @@ def test_a_peer_that_cannot_be_used_is_one_line_and_nothing_starts(peers, tmp_pa
     assert peers.nothing_left() == ([], [])
 
 
-def _wait_for_sender(peers: Peers, timeout: float = 20.0) -> list[int]:
+def test_a_peer_of_another_architecture_or_without_a_writable_directory_is_refused(peers, tmp_path):
+    """The load generator built for another architecture than the peers' (a copy with its ELF
+    machine patched to aarch64, given to `record` in place of the real one), then a --peer-dir
+    nobody can write (not even root: /proc): each one line naming the peer, exit 1, no dataset,
+    nothing copied or started on either peer."""
+    foreign = tmp_path / "zcrx-loadgen"
+    image = bytearray(loadgen.binary().read_bytes())
+    image[18:20] = (183).to_bytes(2, "little")                           # EM_AARCH64
+    foreign.write_bytes(bytes(image))
+    assert remote.elf_arch(foreign) == "aarch64"
+    swap = ("import sys; from zcrxprof.collect import record; binary = sys.argv.pop(1); "
+            "record.loadgen_binary = lambda: binary; from zcrxprof.cli import main; sys.exit(main())")
+    argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "1")
+    cases = [([sys.executable, "-c", swap, str(foreign), *argv[3:]],
+              f"peer peer1: architecture {os.uname().machine}, the load generator is built for aarch64"),
+             (argv[:argv.index("--peer-dir") + 1] + ["/proc"] + argv[argv.index("--peer-dir") + 2:],
+              "peer peer1: no writable temporary directory in /proc (--peer-dir DIR)")]
+    for cmd, says in cases:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("zcrxprof: error: " + says), lines
+        assert not (tmp_path / "ds").exists()
+        assert peers.nothing_left() == ([], [])
+
+
+def _wait_for_sender(peers: peerlab.PeerHosts, timeout: float = 20.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = [p for i in (0, 1) for p in peers.processes(i) if leftovers.comm(p) == "zcrx-loadgen"]
@@ -209,7 +154,8 @@ def test_a_sender_killed_mid_run_fails_the_run_and_sigkill_of_record_leaves_noth
     assert "exited with status 137" in runs.error[0]
     assert peers.nothing_left() == ([], [])
 
-    argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "30")
+    # a run far longer than the wait below: record ends because of the signal, not at the run's end
+    argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "600")
     for sig, name in ((signal.SIGKILL, "ds2"), (signal.SIGTERM, "ds3")):
         argv[argv.index("--name") + 1] = name
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -218,5 +164,30 @@ def test_a_sender_killed_mid_run_fails_the_run_and_sigkill_of_record_leaves_noth
             assert any(peers.peer_dir.iterdir())
         finally:
             proc.send_signal(sig)
-            assert proc.wait(timeout=30) == (-sig if sig == signal.SIGKILL else 128 + sig)
+            t0 = time.monotonic()
+            status = proc.wait(timeout=120)
+            print(f"{signal.Signals(sig).name}: record ended {time.monotonic() - t0:.1f} s after the signal")
+        assert status == (-sig if sig == signal.SIGKILL else 128 + sig)
         assert peers.nothing_left() == ([], []), signal.Signals(sig).name
+
+
+def test_zcrx_on_a_nic_that_cannot_host_it_is_one_line_before_any_peer_is_contacted(peers, tmp_path):
+    """--backend zcrx on this machine's veth (no header split, no queue management: no zcrx here):
+    the receiver's preflight line, exit 1, before any peer is contacted (an unreachable peer in the
+    list would otherwise be the line), nothing started or copied on them, no dataset; then
+    ifq-per-ring with a queue per ring and --setup-nic: its line."""
+    pair = peers.pairs[0]
+    base = _record(peers, tmp_path, "--peers", "peer1,unreachable", "--duration", "1", "--backend", "zcrx",
+                   "--ifname", pair.host_if)
+    cases = [(["--queue", "0", "--topology", "single"],
+              f"record --backend zcrx: single ×1: {pair.host_if} (veth) queue 0 cannot host zcrx: "),
+             (["--queues", "0,1", "--topology", "ifq-per-ring", "--rings", "2", "--setup-nic"],
+              f"record --backend zcrx: ifq-per-ring ×2: {pair.host_if} (veth) ")]
+    for extra, says in cases:
+        res = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 1 and len(lines) == 1, res.stderr
+        assert lines[0].startswith("zcrxprof: error: " + says), lines
+        assert "io_uring_register(ZCRX_IFQ)" in lines[0] or "out of range" in lines[0], lines
+        assert not (tmp_path / "ds").exists()
+        assert peers.nothing_left() == ([], [])

@@ -7,21 +7,16 @@ import html
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from inprocess import zcrxprof
 from zcrxprof import dataset
 
 HOST = dataset.resolve("host-copy-4topo")  # the committed four-topology recording (datasets/README.md)
 
 HOSTILE = "<script>alert('x')</script><img src=http://127.0.0.1:9/leak>"
-
-
-def zcrxprof(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zcrxprof", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +337,42 @@ def test_the_capacity_model_shows_the_published_input_beside_the_measured_one(re
     section = _section(report.read_text(), "Capacity model")
     assert "116.2 Gbit/s single flow on a 200G bnxt NIC" in section and "zcrx v1 cover letter" in section
     assert '<img alt="extrapolation from both inputs"' in section
+
+
+def test_runs_whose_rings_share_cores_say_so_in_the_report_and_summary(tmp_path):
+    """Each run's own fact (runs.rings_share_cores, cpus_available) is said next to its numbers:
+    the labels, the claims' notes, the shared-ifq ratio lines, the Runs table and `zcrxprof summary`."""
+    import pandas as pd
+
+    from zcrxprof.analysis import per_run
+    from zcrxprof.cli.summary import render as summary_text
+    from zcrxprof.analysis.claims import df_claims
+    from zcrxprof.report import render
+
+    copy = tmp_path / "pinned"
+    shutil.copytree(HOST, copy)
+    runs = pd.read_parquet(copy / "runs.parquet")
+    assert "cpus_available" not in runs            # recorded before the fact: the machine's cores count
+    runs["cpus_available"] = 1                     # as if the receiver ran under taskset -c 0
+    runs["rings_share_cores"] = runs["rings"] + runs["workers"] > 1
+    runs.to_parquet(copy / "runs.parquet", index=False)
+    ds = dataset.load(copy)
+    assert ds.runs["rings_share_cores"].any() and not ds.runs["rings_share_cores"].all()
+    shared = int(ds.runs["rings_share_cores"].sum())
+    labels = (f"{shared} of {len(runs)} runs had more rings than CPUs (1 ring and 1 worker on 1 CPU: rings and "
+              f"workers share cores; 1 ring and 2 workers on 1 CPU: rings and workers share cores; 2 rings on 1 CPU: "
+              f"rings share cores).")
+    name = ds.names[0]
+    parts, per = {name: ds}, {name: per_run(ds)}
+    first = html.unescape(render._answer(parts, per))
+    assert labels in first and "(the receiver could use 1)" in first
+    assert "2 rings on 1 CPU: rings share cores</span>" in first      # claim 3's note, under its numbers
+    assert "counted from the machine" not in first
+    lines = " ".join(html.unescape(p) for p in render._throughput(per[name], ds, "lab"))
+    assert re.search(r"shared-ifq with 2 rings \(\d+ runs\) against single: x[\d.]+ Gbit/s \(95% CI [^)]*\)"
+                     r" — 2 rings on 1 CPU: rings share cores\.", lines)
+    runs_table = render._details(ds, parts, per).replace("<wbr>", "")
+    assert "cpus_available: 1" in runs_table and "rings_share_cores" in runs_table
+    text = " ".join(" ".join(summary_text(ds, df_claims(ds))).split())
+    assert labels in text and "the receiver could use 1 of them" in text
+    assert "Note: 2 rings on 1 CPU: rings share cores" in text

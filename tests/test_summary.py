@@ -40,7 +40,7 @@ def test_the_claims_carry_the_library_numbers():
     assert two.loc["CPU ratio", "p_value"] == pytest.approx(h["p_value"])
     # 3 runs against 3 cannot reach p < 0.05: the recording does not resolve it, and says why
     assert two["verdict"].iloc[0] == NOT_RESOLVED and "too few runs" in two["reason"].iloc[0]
-    assert "fewer cores than threads" in two["note"].iloc[0]
+    assert two["note"].iloc[0] == "1 ring and 2 workers on 2 CPUs: rings and workers share cores"   # machine's cores
     three = _claim(claims, 3)
     ratio = shared_over_per_ring(runs).iloc[0]
     assert three.loc["shared/per-ring", "median"] == pytest.approx(ratio["ratio"])
@@ -73,7 +73,14 @@ def test_the_handoff_verdict_follows_separated_runs():
     costly = pd.DataFrame(handoff_claim(_handoff_runs(2.6, 14000.0), "x", cores=16))
     assert costly["verdict"].iloc[0] == SUPPORTED and costly["note"].iloc[0] == ""
     cheap = pd.DataFrame(handoff_claim(_handoff_runs(1.5, 14000.0), "x", cores=2))
-    assert cheap["verdict"].iloc[0] == CONTRADICTED and "fewer cores" in cheap["note"].iloc[0]
+    assert cheap["verdict"].iloc[0] == CONTRADICTED and "share cores" in cheap["note"].iloc[0]
+    # each run's own fact wins over the machine's cores: rings pinned to 1 CPU share it on 16 cores,
+    # a receiver free to use 4 CPUs does not share them on a machine said to have 2
+    pinned = _handoff_runs(2.6, 14000.0).assign(cpus_available=1, rings_share_cores=True)
+    assert pd.DataFrame(handoff_claim(pinned, "x", cores=16))["note"].iloc[0] == (
+        "1 ring and 2 workers on 1 CPU: rings and workers share cores; 2 rings on 1 CPU: rings share cores")
+    free = _handoff_runs(2.6, 14000.0).assign(cpus_available=4, rings_share_cores=False)
+    assert pd.DataFrame(handoff_claim(free, "x", cores=2))["note"].iloc[0] == ""
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -100,7 +107,10 @@ def test_text_shows_the_environment_numbers_and_verdicts(capsys):
     gbit = _claim(claims, 3).loc["shared-ifq Gbit/s"]
     row = next(line for line in lines if line.strip().startswith("shared-ifq Gbit/s"))
     assert row.split()[2:4] == [f"{gbit['median']:.3f}", f"{gbit['ci_lo']:.3f}-{gbit['ci_hi']:.3f}"]
-    assert "fewer cores than threads" in " ".join(out.split())
+    flat = " ".join(out.split())
+    assert "2 of 8 runs had more rings than CPUs (1 ring and 2 workers on 2 CPUs: rings and workers share " \
+        "cores), counted from the machine's 2 cores" in flat
+    assert "Note: 1 ring and 2 workers on 2 CPUs: rings and workers share cores" in flat
 
 
 @pytest.mark.parametrize("args, words", [

@@ -108,7 +108,7 @@ def loadgen_binary():
     res = subprocess.run(["make", "-s", "-C", str(LOADGEN_DIR)], capture_output=True, text=True)
     binary = LOADGEN_DIR / "zcrx-loadgen"
     if res.returncode != 0 or not binary.exists():
-        pytest.skip(f"zcrx-loadgen does not build here: {res.stderr.strip()[:200]}")
+        pytest.fail(f"zcrx-loadgen does not build: {res.stderr.strip()[:400]}")
     return binary
 
 

@@ -10,6 +10,7 @@ NIC, and a veth pair in a namespace the test creates and removes).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from lab_guest import ZCRX_TOPOLOGIES as TOPOLOGIES, records
 from zcrxprof import vocab
+from zcrxprof.collect import nicstate
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOADGEN = PROJECT / "loadgen" / "zcrx-loadgen"
@@ -227,21 +229,34 @@ def test_zcrx_setup_nic_on_this_machines_nic_fails_precisely_and_changes_nothing
 
 def test_zcrx_setup_nic_on_veth_fails_precisely_and_changes_nothing(host_loadgen, veth_netns):
     """veth reports no ring parameters (no tcp-data-split): nothing is set up, and the registration
-    gives the kernel's reason."""
+    gives the kernel's reason. The `nic_state` events report the state as found and once restored (the
+    same here), and the recorder folds them into metadata.nic."""
     before = nic_state("zv0", veth_netns)
     assert "ntuple-filters: off [fixed]" in before         # what --setup-nic could not change anyway
     p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "0", "--setup-nic", "--duration", "1",
-                 netns=veth_netns)
+                 "--json", netns=veth_netns)
     assert p.returncode == 1
     line = one_line(p)
     assert line.startswith("zcrx-loadgen: error: zv0 (veth) queue 0 cannot host zcrx") and "EOPNOTSUPP" in line
     assert nic_state("zv0", veth_netns) == before
+    nic = [r for r in by_type(records(p.stdout), "event") if r["event"] == "nic_state"]
+    assert [r["phase"] for r in nic] == ["before", "after"] and nic[1]["changed"] == []
+    state = {k: v for k, v in nic[0].items() if k not in ("phase", "t")}
+    assert state == {k: v for k, v in nic[1].items() if k not in ("phase", "t", "changed")}
+    assert state["ifname"] == "zv0" and state["driver"] == "veth" and state["queue"] == 0 and state["setup_nic"]
+    assert state["tcp_data_split"] == "n/a" and state["hds_thresh"] == -1 and state["ntuple"] is False
+    assert state["rx_queues"] == int(re.search(r"Current hardware settings:\s+RX:\s+(\d+)", before)[1])
+    meta = nicstate.merge(None, 1, nic)
+    meta = nicstate.merge(meta, 2, [{**nic[0], "ntuple": True}, nic[1]])   # a run that left ntuple changed
+    assert meta["ifname"] == "zv0" and meta["before"]["tcp_data_split"] == "n/a" and meta["setup_nic"]
+    assert [r["restored"] for r in meta["runs"]] == [True, False] and meta["restored"] is False
+    assert nicstate.merge(meta, 3, []) is meta                               # a run without nic events
 
 
 def test_zcrx_queue_range_follows_the_channels_the_driver_reports(host_loadgen, veth_netns):
     subprocess.run(["ip", "netns", "exec", veth_netns, "ethtool", "-L", "zv0", "rx", "2"], check=True)
     p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "2", "--duration", "1", netns=veth_netns)
-    assert p.returncode == 1 and one_line(p).endswith("zv0 (veth) has 2 RX queue(s): --queue 2 is out of range")
+    assert p.returncode == 1 and one_line(p).endswith("zv0 (veth) has 2 RX queue(s): queue 2 is out of range")
     p = run_host("--backend", "zcrx", "--ifname", "zv0", "--queue", "1", "--duration", "1", netns=veth_netns)
     assert p.returncode == 1 and "zv0 (veth) queue 1 cannot host zcrx" in one_line(p)   # past the preflight
 
@@ -284,7 +299,7 @@ def test_zcrx_ifq_per_ring_with_several_rings_is_refused_before_touching_the_nic
     p = run_host("--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--topology", "ifq-per-ring",
                  "--rings", "3", "--duration", "1")
     assert p.returncode == 2
-    assert "ifq-per-ring with 3 rings needs 3 queues" in one_line(p)
+    assert "ifq-per-ring with 3 rings needs one queue per ring: --queues Q1,..,Q3" in one_line(p)
     p = run_host("--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--topology", "ifq-per-ring",
                  "--rings", "1", "--duration", "1")
     assert p.returncode == 1 and "cannot host zcrx" in one_line(p)   # one ring: the NIC is asked

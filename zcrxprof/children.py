@@ -58,15 +58,22 @@ def set_parent_death_signal(sig: int) -> None:
         raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
 
 
-def _die_with(parent: int):
-    """A preexec function: SIGKILL on the death of ``parent`` (also if it died before the call)."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl     # looked up before the fork
+def _child_setup(parent: int | None, sigint_default: bool):
+    """A preexec function. ``parent``: SIGKILL on the death of ``parent`` (also if it died before
+    the call). ``sigint_default``: SIGINT back to its default action — an ignored SIGINT (this
+    process started as a shell's background job, or by nohup) is inherited across exec, and a
+    Python child then never installs its KeyboardInterrupt handler, so :func:`stop` could not
+    reach it."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if parent is not None else None    # looked up before the fork
 
-    def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return arm
+    def setup() -> None:
+        if sigint_default:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return setup
 
 
 def guarded(argv: Sequence[str]) -> list[str]:
@@ -106,8 +113,9 @@ def start(argv: Sequence[str], *, die_with_parent: bool = False, guard: bool = F
     ZcrxprofError line.
     """
     argv = guarded(argv) if guard else list(argv)
-    if die_with_parent:
-        popen["preexec_fn"] = _die_with(os.getpid())
+    sigint_ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if die_with_parent or sigint_ignored:
+        popen["preexec_fn"] = _child_setup(os.getpid() if die_with_parent else None, sigint_ignored)
     try:
         return subprocess.Popen(argv, start_new_session=True, **popen)
     except OSError as exc:

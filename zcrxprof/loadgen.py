@@ -33,6 +33,10 @@ class Record:
     t: float
     extra: dict[str, Any] = field(default_factory=dict)   # fields this version does not know
     printed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # CPUs the receiving threads may run on, and whether rings + workers outnumber them (None from
+    # a load generator that did not print them)
+    cpus_available: int | None = None
+    rings_share_cores: bool | None = None
 
     def row(self) -> dict[str, Any]:
         """Every field exactly as the load generator printed it (a dataset table row)."""
@@ -60,6 +64,11 @@ class Interval(Record):
     nivcsw: int = 0
     work_ns: int = 0
     cpu: int = -1
+    # tx only (TCP_INFO of the thread's connections): retransmits in the interval, smoothed RTT
+    # mean and max at its end, in µs; -1 on other threads
+    tcp_retrans: int = -1
+    tcp_rtt_us: int = -1
+    tcp_rtt_max_us: int = -1
 
 
 @dataclass
@@ -121,6 +130,15 @@ class Summary(Record):
     rss_kib_per_connection: float = 0.0
     threads: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shared_cores_note(self) -> str:
+        """``4 rings on 2 CPUs: rings share cores`` when the run's rings and workers outnumbered
+        the CPUs they could use (``rings_share_cores``), else ``""``."""
+        from zcrxprof.vocab import shared_cores_note
+        if not self.rings_share_cores:
+            return ""
+        return shared_cores_note(self.rings, self.workers, self.cpus_available)
 
 
 _TYPES: dict[str, type[Record]] = {

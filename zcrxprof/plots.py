@@ -39,7 +39,8 @@ CAPTIONS = {
                                   "recording's per-byte costs, right from the published zcrx figure. The "
                                   "inputs are never mixed; read the gap between panels as the gap between "
                                   "this recording's receive path and zcrx on a real NIC.",
-    "probe_counters": "Median per run of every kernel probe counter per topology (symlog scale).",
+    "probe_questions": "The handful of kernel counters that answer a question, per GB received, per "
+                       "topology (symlog scale). Look at which topology sleeps, wakes or copies more per byte.",
 }
 
 
@@ -252,14 +253,22 @@ def extrapolation_side_by_side(ext: pd.DataFrame, label: str, published_source: 
     return fig
 
 
-def probe_counters(counts: pd.DataFrame, label: str, title: str = "Kernel probe counts per run (median)") -> Figure:
-    """Horizontal bars of kernel probe counters (``probe``, ``metric``, ``value``), one bar per
-    counter and topology."""
-    fig, (ax,) = _figure(title, label, height=max(3.0, 0.35 * len(counts) + 1.5))
-    names = [f"{t} · {p} {m}" for t, p, m in zip(counts["topology"], counts["probe"], counts["metric"])]
-    ax.barh(names, counts["value"], color=[COLOURS.get(t, "grey") for t in counts["topology"]])
-    ax.set_xscale("symlog")
-    ax.set_xlabel("count (symlog)")
+def probe_questions(q: pd.DataFrame, label: str,
+                    title: str = "Kernel counts that answer a question, per GB received (median over runs)") -> Figure:
+    """Horizontal bars of ``analysis.probes.questions``: one group per question, one bar per topology."""
+    from zcrxprof.analysis.probes import QUESTION_COLUMN
+    topo = [c for c in q.columns if c not in (QUESTION_COLUMN, "counter")]
+    fig, (ax,) = _figure(title, label, height=max(3.0, 0.13 * len(q) * max(len(topo), 1) + 2.0))
+    step = 0.8 / max(len(topo), 1)
+    for i, t in enumerate(topo):
+        ax.barh([k + i * step for k in range(len(q))], q[t].fillna(0), height=step, label=t,
+                color=COLOURS.get(t, "grey"))
+    ax.set_yticks([k + step * (len(topo) - 1) / 2 for k in range(len(q))],
+                  [textwrap.fill(f"{question} [{counter}]", 48) for question, counter in zip(q[QUESTION_COLUMN], q["counter"])])
     ax.tick_params(axis="y", labelsize=7)
+    ax.set_xscale("symlog")
+    ax.set_xlabel("per GB received (symlog)")
     ax.invert_yaxis()
+    if topo:
+        ax.legend(fontsize=7)
     return fig

@@ -183,6 +183,10 @@ class Results:
         """``analysis.probes.probe_medians``: probe counters per topology."""
         return probes.probe_medians(self.dataset)
 
+    def df_probe_questions(self) -> pd.DataFrame:
+        """``analysis.probes.questions``: the counters that answer a question, per GB, per topology."""
+        return probes.questions(self.dataset, self.runs)
+
     def df_probe_metric_total(self, metric: str) -> pd.DataFrame:
         """``analysis.probes.metric_total``: one probe metric summed over runs."""
         return probes.metric_total(self.dataset, metric)
@@ -242,9 +246,9 @@ class Results:
         """``plots.extrapolation`` of ``df_extrapolation(**kwargs)``."""
         return plots.extrapolation(self.df_extrapolation(**kwargs), self.label)
 
-    def plot_probe_counters(self) -> Figure:
-        """``plots.probe_counters`` of ``df_probe_medians``."""
-        return plots.probe_counters(self.df_probe_medians(), self.label)
+    def plot_probe_questions(self) -> Figure:
+        """``plots.probe_questions`` of ``df_probe_questions``."""
+        return plots.probe_questions(self.df_probe_questions(), self.label)
 
     def plot_icicle(self) -> Figure:
         """``perf.flame.figure``: an icicle graph of the profile per topology."""

@@ -97,6 +97,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         _c("accelerator", "string", "", f"lab guest accelerator, {_either(ACCELERATORS)} (emulated timing); empty on the host"),
         _c("rings", "int64", "", "io_uring rings (receiver threads) requested"),
         _c("workers", "int64", "", "worker threads (topology `workers`; 0 otherwise)"),
+        _c("cpus_available", "int64", "", "CPUs the receiver's rings and workers could run on (its `--rx-cpus`, "
+           "else its affinity mask: `taskset`, cpuset cgroups), as the receiving load generator counted them; "
+           "-1 when unknown (a run without a receiver record, or recorded before this column)"),
+        _c("rings_share_cores", "bool", "", "more receiving threads (rings + workers) than `cpus_available`: "
+           "they took turns on the CPUs, so the run is not a figure of that many cores (report and "
+           "`summary`: `4 rings on 2 CPUs: rings share cores`); false when unknown"),
         _c("connections", "int64", "", "TCP connections"),
         _c("work_ns_per_kib", "float64", "ns/KiB", "calibrated busy cost added per KiB received, on top of the checksum"),
         _c("rate_gbit_s", "float64", "Gbit/s", "offered load (sender rate limit); 0 = unlimited"),
@@ -120,6 +126,11 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         *_THREAD_COUNTERS[2:5],
         _c("refill_backlog", "int64", "", "buffers handed back but not yet taken by the kernel (instantaneous)"),
         *_THREAD_COUNTERS[5:],
+        _c("tcp_retrans", "int64", "", "tx: TCP segments retransmitted in this interval on the thread's connections "
+           "(TCP_INFO `tcpi_total_retrans` delta, summed); -1 for other roles and datasets recorded before this column"),
+        _c("tcp_rtt_us", "int64", "µs", "tx: smoothed RTT (TCP_INFO `tcpi_rtt`) at the end of the interval, mean over "
+           "the thread's connections; -1 when not measured"),
+        _c("tcp_rtt_max_us", "int64", "µs", "tx: the same, the largest over the thread's connections; -1 when not measured"),
     )),
     Table("threads", "one thread over a whole run (load generator `summary` totals)", (
         RUN_ID, THREAD, TID, HOST, *_THREAD_COUNTERS,
@@ -213,7 +224,15 @@ METADATA_KEYS: dict[str, str] = {
     "place": f"`{{where: {'|'.join(PLACES)}, accelerator: null|{'|'.join(ACCELERATORS)}, kernel}}` — lab = the "
              "kernel lab guest",
     "backend": f"backend of the runs ({', '.join(f'`{b}`' for b in BACKENDS)})",
-    "nic": "`{ifname, queue}` for the zcrx backend, else null",
+    "nic": "null, or for `--backend zcrx` the NIC's state from the receiver's `nic_state` events: `{ifname, driver, "
+           "address, port, queue, queues, setup_nic, before, after, restored, runs}` — `address`/`port`: where the "
+           "receiver listened (the NIC's IPv4 address; ifq-per-ring ring i on `port`+i), `queue`: the queue of "
+           "single/shared-ifq/workers, `queues`: ifq-per-ring's (`--queues`); `before` as found before the first "
+           "run, `after` once restored after the last, each `{rx_queues, tcp_data_split, hds_thresh, ntuple, "
+           "rss_table_size, rss_entries_on_queue, ntuple_rules, ntuple_rules_to_queue}` (the last three counted "
+           "over the run's zcrx queues); `runs`: per run `{run_id, ring_queues, before, after, changed, "
+           "restored}` (`ring_queues`: the queue ring i registered; `changed`: what `--setup-nic` changed and "
+           "put back; `restored`: every setting after == before)",
     "emulated": "list of what the recording emulates (empty list when nothing)",
     "probes": "probe attach report: one `{tool, target, method, status, reason}` per probe point",
     "plan": "`{topologies, rings, work_ns_per_kib, rate_gbit_s, duration_s, repeat, runs}` as requested",
@@ -229,8 +248,10 @@ METADATA_KEYS: dict[str, str] = {
                     "when it could not run)",
     "peers": "null, or for `record --peer` one object per remote sender host: `{peer, hostname, kernel, arch, "
              "cpu_model, cpus, receiver_address, peer_address, nic, driver, mtu, clock_offset_s, clock_rtt_s, "
-             "loadgen_sha256, sender_command}` — the route's NIC and driver toward the receiver, the measured "
-             "clock offset (peer − receiver, s) and the sender's command line with `PORT` for the run's port "
+             "loadgen_sha256, sender_command, setup_s, setup_steps_s}` — the route's NIC and driver toward the "
+             "receiver, the measured clock offset (peer − receiver, s), the sender's command line with `PORT` "
+             "for the run's port, and the seconds its set-up took (`setup_steps_s`: connect, preflight, deploy, "
+             "clock) "
              "(docs/peers.md); no key, agent socket or password is recorded",
     "source": "`{tool, version, files, label, topology}` when the runs were imported from another tool's "
               "output (`zcrxprof import`: iperf3, neper, kperf; `topology` says whether it was given or "
@@ -242,7 +263,8 @@ METADATA_KEYS: dict[str, str] = {
 # same rule as an absent column); every other key of METADATA_KEYS must be there.
 METADATA_ADDED_LATER = frozenset({"kernel_build", "peers", "source", "not_measured"})
 # Columns added the same way (``table.column``): absent, they read as their default without a note.
-COLUMNS_ADDED_LATER = frozenset({"intervals.host", "threads.host"})
+COLUMNS_ADDED_LATER = frozenset({"intervals.host", "threads.host", "intervals.tcp_retrans",
+                                 "intervals.tcp_rtt_us", "intervals.tcp_rtt_max_us", "runs.cpus_available", "runs.rings_share_cores"})
 
 
 def empty_frame(table: str) -> pd.DataFrame:

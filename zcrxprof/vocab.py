@@ -173,6 +173,25 @@ def split_emulated(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(EMULATED_SEPARATOR.strip()) if t.strip()]
 
 
+def shares_cores(rings: int, workers: int, cpus: int | None) -> bool:
+    """Whether a receiver's threads (its rings plus its workers) outnumber the CPUs they may run
+    on: the load generator's ``rings_share_cores`` (False when ``cpus`` is unknown)."""
+    return cpus is not None and cpus > 0 and rings + workers > cpus
+
+
+def shared_cores_note(rings: int, workers: int, cpus: int | None) -> str:
+    """``4 rings on 2 CPUs: rings share cores`` (``1 ring and 2 workers on 2 CPUs: rings and workers
+    share cores``) when :func:`shares_cores`, else ``""`` — the words of the load generator's table
+    mode, the report and ``zcrxprof summary``."""
+    if not shares_cores(rings, workers, cpus):
+        return ""
+    plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"
+    if workers:
+        return (f"{plural(rings, 'ring')} and {plural(workers, 'worker')} on {plural(cpus, 'CPU')}: "
+                "rings and workers share cores")
+    return f"{plural(rings, 'ring')} on {plural(cpus, 'CPU')}: rings share cores"
+
+
 def _c_name(word: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", word).upper()
 

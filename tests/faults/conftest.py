@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import leftovers as lo  # noqa: E402  (tests/leftovers.py)
+from paced import PACED  # noqa: E402  (tests/paced.py)
 from tally import COUNTS, totals  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,8 +90,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
 def small_dataset(tmp_path_factory) -> Path:
     """A real one-run dataset recorded for this session (copy backend, loopback, no probes)."""
     out = tmp_path_factory.mktemp("small")
-    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--out", str(out), "--name", "small",
-                        "--topology", "single", "--repeat", "1", "--duration", "1", "--probes", "none",
-                        "--sender", "local", "--quiet"], capture_output=True, text=True, timeout=120)
+    with lo.record_starts_held():
+        p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--out", str(out), "--name", "small",
+                            "--topology", "single", "--repeat", "1", "--duration", "1", "--probes", "none",
+                            "--sender", "local", "--quiet", *PACED], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return out / "small"

@@ -7,7 +7,9 @@ answered with one line on stderr and a non-zero exit; a traceback or a crash fai
 ``record.Progress`` (the host recording starts there, after its last check), ``lab.boot._boot_once`` (booting the guest) and the
 Debian archive (``lab.debarchive``: a fixed kernel list, no download) — so a value that passes validation is
 seen as *accepted* without recording, booting or downloading anything. Everything in front of them
-(parsing, list checks, backend/kernel checks, lab kernel lookup) runs for real.
+(parsing, list checks, backend/kernel checks, lab kernel lookup) runs for real. The report's HTML is
+a stub page (``report.render.build``): the values under test decide where it is written, not what
+it says (test_report.py covers that).
 """
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ def sandbox(monkeypatch, tmp_path, small_dataset):
     """Stubs for the expensive ends, a scratch directory as working directory and datasets root."""
     from zcrxprof.collect import record
     from zcrxprof.lab import boot, debarchive
+    from zcrxprof.report import render
 
     def accepted(*a, **kw):
         raise Accepted
@@ -77,6 +80,7 @@ def sandbox(monkeypatch, tmp_path, small_dataset):
     # system tests (scripts/test.sh): the kill -9 tests expect their next record to do the reaping
     monkeypatch.setattr(netns, "remove_stale", lambda: [])
     monkeypatch.setattr(boot, "_boot_once", accepted)
+    monkeypatch.setattr(render, "build", lambda ds: "<!doctype html><title>stub</title>\n")
     # `lab prepare` asks Debian's archive which kernels exist: answer from a fixed list, never download
     monkeypatch.setattr(debarchive, "update", lambda *a, **kw: None)
     monkeypatch.setattr(debarchive, "search", lambda pattern: [f"linux-binary-{ARCHIVE_KERNEL}"])
@@ -163,6 +167,12 @@ COMBINATIONS = [
     (["record", "--ifname", "eth0"], 2, "--queue"),
     (["record", "--queue", "0"], 2, "--ifname"),
     (["record", "--backend", "zcrx"], 2, "remote sender"),
+    (["record", "--backend", "zcrx", "--ifname", "lo", "--queues", "1", "--topology", "ifq-per-ring", "--rings", "2",
+      "--peer", "h"], 2, "--queues gives 1"),
+    (["record", "--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--queues", "1,2", "--topology", "single",
+      "--peer", "h"], 2, "no ifq-per-ring"),
+    (["record", "--queues", "1,2"], 2, "--queue"),
+    (["record", "--backend", "copy", "--port", "5"], 2, "--backend zcrx"),
     (["record", "--backend", "copy", "--ifname", "eth0", "--queue", "0"], 2, "--backend zcrx"),
     (["record", "--backend", "zcrx-nodev"], 2, "7.1"),
     (["record", "--topology", "single,single,bogus"], 2, "--topology"),
@@ -405,6 +415,12 @@ def test_loadgen_refuses_bad_values_of_every_flag():
     (["--backend", "zcrx"], "--ifname"),
     (["--ifname", "lo", "--queue", "0"], "--backend zcrx"),
     (["--setup-nic"], "--backend zcrx"),
+    (["--queues", "0,1"], "--backend zcrx"),
+    (["--preflight"], "--listen"),
+    (["--ports", "2"], "--connect"),
+    (["--backend", "zcrx", "--ifname", "lo", "--queues", "0", "--topology", "ifq-per-ring", "--rings", "2"],
+     "one per ring"),
+    (["--backend", "zcrx", "--ifname", "lo", "--queues", "0,1", "--topology", "shared-ifq"], "use --queue"),
     (["--topology", "single", "--rings", "4"], "1 ring"),
     (["--rx-cpus", "4096"], "cpu"),
     (["--tx-cpus", "3-1"], "cpu"),

@@ -12,13 +12,14 @@ import time
 import pytest
 
 import leftovers as lo
+from paced import PACED
 from tally import count, has_traceback
 from test_fault_signals import LOADGEN, start, wait_reached
 
 pytestmark = pytest.mark.root
 PLAN = ["--topology", "single,workers", "--rings", "2", "--repeat", "1", "--duration", "2",
-        "--probes", "ringsched"]
-NEXT = ["--duration", "1", "--repeat", "1", "--topology", "single", "--probes", "none", "--quiet"]
+        "--probes", "ringsched", *PACED]
+NEXT = ["--duration", "1", "--repeat", "1", "--topology", "single", "--probes", "none", "--quiet", *PACED]
 PHASES = ["setup", "attach", "midrun", "writing"]
 
 
@@ -30,6 +31,13 @@ def _children_named(pid: int) -> dict[int, str]:
         if argv and (argv[0] == LOADGEN or lo.comm(k) == "perf"):
             found[k] = lo.comm(k)
     return found
+
+
+@pytest.fixture(autouse=True)
+def no_other_record_starting() -> None:
+    """No `record` of the offline session starts (and reaps) meanwhile."""
+    with lo.record_starts_held():
+        yield
 
 
 @pytest.mark.parametrize("phase", PHASES)

@@ -10,11 +10,12 @@ import pytest
 
 import leftovers as lo
 from zcrxprof import dataset
+from paced import PACED
 from tally import count, has_traceback
 from test_fault_signals import loaded_runs, start, wait_reached
 
 pytestmark = pytest.mark.root
-PLAN = ["--topology", "single,workers", "--repeat", "1", "--duration", "1", "--probes", "none"]
+PLAN = ["--topology", "single,workers", "--repeat", "1", "--duration", "1", "--probes", "none", *PACED]
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_two_recordings_at_once_do_not_collide(tmp_path, clean):
     addresses; both datasets complete and valid."""
     out = tmp_path / "datasets"
     argv = [sys.executable, "-m", "zcrxprof", "record", "--out", str(out), "--topology", "single,workers",
-            "--repeat", "1", "--duration", "2", "--probes", "ringsched"]
+            "--repeat", "1", "--duration", "2", "--probes", "ringsched", *PACED]
     procs = [clean.popen(argv + ["--name", f"ds{i}"]) for i in range(2)]
     count("faults injected: two concurrent recordings")
     # while both run: two namespaces, each with its own veth pair and /30

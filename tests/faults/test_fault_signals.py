@@ -15,13 +15,14 @@ import pytest
 
 import leftovers as lo
 from zcrxprof import dataset
+from paced import PACED
 from tally import count, has_traceback
 
 pytestmark = pytest.mark.root
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 LOADGEN = str(ROOT / "loadgen" / "zcrx-loadgen")
-PLAN = ["--topology", "single,workers,shared-ifq", "--rings", "2", "--repeat", "1", "--duration", "2"]
+PLAN = ["--topology", "single,workers,shared-ifq", "--rings", "2", "--repeat", "1", "--duration", "2", *PACED]
 RUNS_PLANNED = 3
 
 
@@ -154,7 +155,7 @@ def test_sigkill_of_the_sender_fails_that_run_only(tmp_path, clean):
 def test_a_probe_failing_to_attach_midway_is_reported_and_recording_goes_on(tmp_path, clean):
     clean.datasets = tmp_path
     p, markers, path = start("probefail", tmp_path, clean, "--topology", "single", "--repeat", "1",
-                             "--duration", "1", "--probes", "ringsched")
+                             "--duration", "1", "--probes", "ringsched", *PACED)
     count("faults injected: probe attach failure")
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err

@@ -20,7 +20,8 @@ from zcrxprof.analysis.saturation import BASE, SATURATED_BELOW
 from zcrxprof.analysis.stats import Estimate, bootstrap_median, bootstrap_ratio, permutation_test
 from zcrxprof.analysis.switches import handoff_cost
 from zcrxprof.dataset import Dataset
-from zcrxprof.vocab import is_emulated_timing
+from zcrxprof.analysis.labels import shared_cores_notes
+from zcrxprof.vocab import HOT_TOPOLOGIES, is_emulated_timing
 
 SUPPORTED, CONTRADICTED, NOT_RESOLVED = "supported", "contradicted", "not resolved"
 # A receiving thread that sleeps at most this often a second never waited for data: it is saturated.
@@ -59,10 +60,10 @@ def _cores(ds: Dataset, name: str) -> int | None:
     return int(cores) if cores else None
 
 
-def _few_cores(cores: int | None, threads: int, what: str) -> str:
-    if cores is not None and cores < threads:
-        return f"{what} on {cores} cores: fewer cores than threads"
-    return ""
+def _sharing(runs: pd.DataFrame, cores: int | None) -> str:
+    """``4 rings on 2 CPUs: rings share cores`` for the claim's runs whose rings and workers
+    outnumbered the CPUs they could use (each run's own fact; ``cores`` for older datasets)."""
+    return "; ".join(shared_cores_notes(runs, cores))
 
 
 def _count(x: float) -> str:
@@ -133,8 +134,7 @@ def handoff_claim(runs: pd.DataFrame, name: str, cores: int | None) -> list[dict
             _row("workers CPU-s/GB", "s/GB", bootstrap_median(w_cpu)),
             _row("shared-ifq CPU-s/GB", "s/GB", bootstrap_median(s_cpu)),
             _row("CPU ratio", "x", cpu_ratio, p_value=h["p_value"])]
-    note = _few_cores(cores, n + 1, f"workers: {n + 1} threads ({n} workers and the ring)")
-    return _claim(name, 2, title, verdict, reason, note, rows)
+    return _claim(name, 2, title, verdict, reason, _sharing(g, cores), rows)
 
 
 def queues_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) -> list[dict]:
@@ -148,7 +148,8 @@ def queues_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) 
     if not rings:
         return _unresolved(name, 3, title, "no ifq-per-ring and shared-ifq runs with the same rings (2 or more)")
     n = int(rings[-1])
-    s, p = shared_runs[shared_runs["rings"] == n]["gbit_s"], per_ring_runs[per_ring_runs["rings"] == n]["gbit_s"]
+    s_runs, p_runs = shared_runs[shared_runs["rings"] == n], per_ring_runs[per_ring_runs["rings"] == n]
+    s, p = s_runs["gbit_s"], p_runs["gbit_s"]
     ratio, test = bootstrap_ratio(s, p), permutation_test(s, p)
     budget = queue_budget(ds)
     budget = budget[(budget["dataset"] == name) & (budget["rings"] == n)].set_index("topology")
@@ -174,7 +175,7 @@ def queues_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) 
             _row("ifq-per-ring Gbit/s", "Gbit/s", bootstrap_median(p)),
             _row("shared-ifq Gbit/s", "Gbit/s", bootstrap_median(s)),
             _row("shared/per-ring", "x", ratio, p_value=test.p_value)]
-    return _claim(name, 3, title, verdict, reason, _few_cores(cores, n, f"{n} rings"), rows)
+    return _claim(name, 3, title, verdict, reason, _sharing(pd.concat([p_runs, s_runs]), cores), rows)
 
 
 def _hot_cold_groups(frame: pd.DataFrame, value: str) -> tuple[pd.Series, pd.Series, dict]:
@@ -220,9 +221,8 @@ def cache_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) -
         verdict, reason = NOT_RESOLVED, _why_unresolved(test.p_floor, "cold/hot")
     rows = [_row(f"hot {unit}", unit, bootstrap_median(hot)), _row(f"cold {unit}", unit, bootstrap_median(cold)),
             _row("cold/hot", "x", ratio, p_value=test.p_value)]
-    workers = runs[runs["topology"] == "workers"]["workers"]
-    n = int(workers.max()) + 1 if len(workers) else 0
-    notes = [_few_cores(cores, n, f"workers: {n} threads")] if n else []
+    compared = runs.merge(pd.DataFrame([config]), on=BASE)
+    notes = [_sharing(compared[compared["topology"].isin([*HOT_TOPOLOGIES, "workers"])], cores)]
     if pmu.empty and is_emulated_timing((ds.metadata_by_name[name].get("place") or {}).get("accelerator")):
         notes.append("timing emulated (TCG guest): CPU times do not show a real cache")
     note = "; ".join(n for n in notes if n)
@@ -232,7 +232,7 @@ def cache_claim(ds: Dataset, runs: pd.DataFrame, name: str, cores: int | None) -
 def df_claims(ds: Dataset) -> pd.DataFrame:
     """The four claims per dataset, long form: one row per quantity shown, with the claim's
     ``claim`` number, ``title`` (its numbers filled in), ``verdict`` (supported / contradicted /
-    not resolved), ``reason``, ``note`` (fewer cores than threads) and per quantity ``median``,
+    not resolved), ``reason``, ``note`` (``4 rings on 2 CPUs: rings share cores``) and per quantity ``median``,
     ``ci_lo``/``ci_hi`` (95 % bootstrap; NaN for counts), ``runs`` and ``p_value`` (exact
     permutation test, ratios only). Usable runs only."""
     runs = per_run(ds)

@@ -5,6 +5,20 @@ from __future__ import annotations
 import pandas as pd
 
 from zcrxprof.dataset import KEY, Dataset
+from zcrxprof.vocab import topology_order
+
+# The kernel probe counters that answer a question, per GB received (metric -> question).
+QUESTIONS = {
+    "switch_voluntary": "How often do the receiving threads sleep? (voluntary switches)",
+    "switch_preempted": "How often are they preempted? (involuntary switches)",
+    "wakeups": "How many wake-ups do they issue? (hand-offs wake workers)",
+    "migrations": "How often do they move between CPUs?",
+    "local_runs": "How often does io_uring run deferred task work?",
+    "recv_nodata": "How often does a zcrx receive find no data?",
+    "flushes": "How often is the refill ring flushed?",
+    "copy_bytes": "How many bytes did the kernel copy instead of receiving zero-copy?",
+}
+QUESTION_COLUMN = "question (per GB received)"
 
 
 def probe_totals(ds: Dataset) -> pd.DataFrame:
@@ -22,6 +36,29 @@ def probe_medians(ds: Dataset) -> pd.DataFrame:
     """Median over runs of each probe total, per topology (``topology, probe, metric, value``)."""
     tot = probe_totals(ds)
     return tot.groupby(["topology", "probe", "metric"], as_index=False)["value"].median()
+
+
+def questions(ds: Dataset, runs: pd.DataFrame) -> pd.DataFrame:
+    """The counters of ``QUESTIONS`` per GB received, median over the usable runs ``runs`` (the
+    per-run table: ``bytes``): one row per counter (its question), one column per topology, then
+    ``counter`` (probe and metric). Empty without probe samples."""
+    tot = probe_totals(ds)
+    tot = tot[tot["metric"].isin(QUESTIONS)]
+    if tot.empty:
+        return pd.DataFrame()
+    tot = tot.groupby([*KEY, "probe", "metric", "topology"], as_index=False)["value"].sum()
+    tot = tot.merge(runs[[*KEY, "bytes"]], on=KEY)
+    tot = tot[tot["bytes"] > 0]
+    tot["per_gb"] = tot["value"] / (tot["bytes"] / 1e9)
+    med = tot.groupby(["metric", "probe", "topology"], as_index=False)["per_gb"].median()
+    wide = med.pivot_table(index=["metric", "probe"], columns="topology", values="per_gb").reset_index()
+    order = {m: i for i, m in enumerate(QUESTIONS)}
+    wide = wide.sort_values("metric", key=lambda s: s.map(order))
+    wide.insert(0, QUESTION_COLUMN, wide["metric"].map(QUESTIONS))
+    wide["counter"] = wide["probe"] + " " + wide["metric"]
+    topo = topology_order([c for c in wide.columns if c not in ("metric", "probe", "counter", QUESTION_COLUMN)])
+    wide.columns.name = None
+    return wide[[QUESTION_COLUMN, *topo, "counter"]].reset_index(drop=True)
 
 
 def attach_report(ds: Dataset) -> pd.DataFrame:

@@ -15,6 +15,9 @@ examples:
   zcrxprof lab run --cpus 2 --memory 4G -- loadgen/zcrx-loadgen --backend zcrx-nodev --json
   zcrxprof lab run --kernel ~/src/linux -- loadgen/zcrx-loadgen --kernel-features
                                              # your own build tree (or bzImage) instead
+  zcrxprof lab run --wire -- loadgen/zcrx-loadgen --backend zcrx-nodev --listen 10.199.0.2:9999
+                                             # the receiver behind a virtio-net NIC; senders on the
+                                             # host: ip netns exec zcxp-<pid>-lab zcrx-loadgen --connect …
   zcrxprof lab status                        # cached kernels, zcrx features, accelerator
 """
 
@@ -38,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ru.add_argument("--timeout", type=float, default=600.0, help="seconds before the guest is killed (default 600)")
     ru.add_argument("--rwdir", action="append", default=[], metavar="DIR",
                     help="another directory writable in the guest (the project directory always is)")
+    ru.add_argument("--wire", action="store_true",
+                    help="give the guest a virtio-net NIC (10.199.0.2) wired to a tap (10.199.0.1) in the network "
+                         "namespace zcxp-<pid>-lab, where the host side of the traffic runs (root)")
     ru.add_argument("--json", action="store_true", help="print the result (status, output, accelerator) as JSON")
     ru.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD…")
     ru.set_defaults(func=_run)
@@ -66,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
               f"{', ' + ident['git_describe'] if ident['git_describe'] else ''}; zcrx features by version "
               f"and config: {', '.join(ident['features']) or 'none'}", file=sys.stderr)
     res = lab.run(cmd, kernel=args.kernel, cpus=args.cpus, memory=args.memory, timeout=args.timeout,
-                  rwdirs=args.rwdir)
+                  rwdirs=args.rwdir, wire=args.wire)
     if args.json:
         print(json.dumps(lab.result_dict(res)))
     else:

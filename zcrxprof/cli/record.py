@@ -29,6 +29,8 @@ examples:
   zcrxprof record --kernel 7.3.4+deb13-amd64 --rings 2   # inside the kernel lab: zcrx-nodev + kprobes
   zcrxprof record --kernel ~/src/linux --name patched     # your build tree (a patch series applied)
   zcrxprof record --probes none --repeat 1 --name quick-look
+  zcrxprof record --backend zcrx --ifname eth1 --queue 8 --queues 8,9,10,11 --rings 4 --setup-nic \\
+      --peer client1 --peer client2                 # a zcrx NIC, senders on two hosts (docs/hardware.md)
 """
 
 NODEV = vocab.BACKEND_NEEDS["zcrx-nodev"]             # the zcrx feature --backend zcrx-nodev needs
@@ -55,7 +57,16 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                    help="auto: zcrx-nodev in the kernel lab, copy on the host (default auto)")
     p.add_argument("--ifname", help="zcrx backend: the NIC")
-    p.add_argument("--queue", type=int, help="zcrx backend: the NIC's RX queue")
+    p.add_argument("--queue", type=int, help="zcrx backend: the NIC's RX queue (single, shared-ifq, workers)")
+    p.add_argument("--queues", metavar="Q1,Q2,…",
+                   help="zcrx backend, ifq-per-ring: one RX queue per ring (ring i on Qi, listening on PORT+i), "
+                        "at least as many as the largest --rings")
+    p.add_argument("--setup-nic", action="store_true",
+                   help="zcrx backend: let the load generator set tcp-data-split, hds-thresh, RSS, ntuple and one "
+                        "flow rule per listening port for each run, and restore them after it (docs/hardware.md)")
+    p.add_argument("--port", type=int, metavar="P",
+                   help="zcrx backend: the receiver's port on the NIC's address (ifq-per-ring: ring i on P+i; "
+                        "default: free ports picked at the start)")
     p.add_argument("--kernel", metavar="VER|PATH",
                    help="run the whole recording inside the kernel lab guest booting VER (`zcrxprof lab status`), "
                         "or your own kernel: a build tree or a bzImage (its release, git describe, config "
@@ -85,18 +96,47 @@ def resolve_backend(args: argparse.Namespace, in_lab: bool) -> str:
     backend = args.backend
     if backend == "auto":
         backend = "zcrx-nodev" if in_lab else ("zcrx" if args.ifname is not None else "copy")
-    if (args.ifname is None) != (args.queue is None):
+    if (args.ifname is None) != (args.queue is None and args.queues is None):
         raise UsageError("--ifname and --queue go together (the NIC and its RX queue)")
     if backend == "zcrx":
-        raise UsageError("record --backend zcrx: driving a NIC queue needs a remote sender, which record does "
-                         "not start; run `zcrx-loadgen --backend zcrx --ifname IF --queue Q --listen ADDR:PORT` "
-                         "with the sender on another host")
+        if not args.peer and args.peers is None:
+            raise UsageError("record --backend zcrx: a NIC queue receives only flows from another host, so the "
+                             "senders must be remote senders: add --peer HOST (docs/peers.md)")
+        return backend
     if args.ifname is not None:
         raise UsageError(f"--ifname/--queue only apply to --backend zcrx (not {backend})")
+    if args.queues is not None or args.setup_nic or args.port is not None:
+        raise UsageError(f"--queues/--setup-nic/--port only apply to --backend zcrx (not {backend})")
     if backend == "zcrx-nodev" and not args.kernel and not vocab.kernel_has(os.uname().release, NODEV):
         raise UsageError(f"--backend zcrx-nodev needs kernel >= {NODEV_KERNEL} (ZCRX_REG_NODEV); this host runs "
                          f"{os.uname().release}: add --kernel VER to record in the kernel lab")
     return backend
+
+
+def nic_plan(args: argparse.Namespace, topologies: list[str], rings: list[int]):
+    """``--backend zcrx``: the NIC, the queue of each kind of run, --setup-nic and --port, checked
+    against the plan (UsageError); the address and a default port are found when recording starts."""
+    from zcrxprof.collect.runner import NicPlan
+    queues = parse_list(args.queues, int, "--queues", 0) if args.queues is not None else []
+    for q in ([args.queue] if args.queue is not None else []) + queues:
+        if not 0 <= q <= 4095:
+            raise UsageError(f"--queue/--queues: {q} is not an RX queue number (0..4095)")
+    if len(set(queues)) != len(queues):
+        raise UsageError(f"--queues {args.queues}: a queue given twice (one ring per queue)")
+    per_ring = "ifq-per-ring" in topologies and max(rings) > 1
+    if queues and "ifq-per-ring" not in topologies:
+        raise UsageError("--queues gives each ring of ifq-per-ring its own queue, and --topology has no "
+                         "ifq-per-ring: use --queue Q")
+    if per_ring and len(queues) < max(rings):
+        raise UsageError(f"ifq-per-ring with {max(rings)} rings on a NIC needs one queue per ring: "
+                         + (f"--queues gives {len(queues)}" if queues else f"--queues Q1,…,Q{max(rings)}"))
+    if args.queue is None and [t for t in topologies if t != "ifq-per-ring"]:
+        raise UsageError("--queue Q: the NIC queue of single, shared-ifq and workers (--queues is ifq-per-ring's)")
+    ports = max(rings) if per_ring else 1
+    if args.port is not None and not 1 <= args.port <= 65536 - ports:
+        raise UsageError(f"--port {args.port}: a TCP port 1..{65536 - ports}"
+                         + (f" (ring i listens on P+i, up to P+{ports - 1})" if ports > 1 else ""))
+    return NicPlan(args.ifname, args.queue, tuple(queues), args.setup_nic, "", args.port or 0)
 
 
 def parse_peer_flags(args: argparse.Namespace) -> list:
@@ -132,13 +172,14 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise UsageError("--interval must be a finite number > 0")
     backend = resolve_backend(args, in_lab or bool(args.kernel))
     peers = parse_peer_flags(args)
+    nic = nic_plan(args, topologies, rings) if backend == "zcrx" else None
     specs = build_plan(topologies, rings, works, rates, args.duration, args.repeat)
     typed = guest.guest_argv(args, args.record_parser, {"record_parser", "func"})
     opts = record.RecordOptions(
         topologies=topologies, rings=rings, works=works, rates=rates, duration_s=args.duration,
         repeat=args.repeat, backend=backend, probes=probes, name=args.name, out=args.out,
         sender=args.sender, interval_s=args.interval, command_line=record.command_line(["record", *typed]),
-        quiet=args.quiet, peers=peers, ssh_config=args.ssh_config, peer_dir=args.peer_dir)
+        quiet=args.quiet, peers=peers, ssh_config=args.ssh_config, peer_dir=args.peer_dir, nic=nic)
     if peers:
         opts.sender = "peers"
     if args.kernel:

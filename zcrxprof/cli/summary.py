@@ -26,7 +26,9 @@ def register(subparsers) -> None:
 
 
 def environment(ds) -> list[str]:
-    """Two sentences: backend (zero copy or not), kernel, place, emulated timing; cores and CPU."""
+    """Two sentences: backend (zero copy or not), kernel, place, emulated timing; cores and CPU
+    (and the CPUs the receiver could use); a third when some runs' rings shared cores."""
+    from zcrxprof.analysis.labels import receiver_cpus, shared_cores_sentence
     from zcrxprof.vocab import is_emulated_timing, is_zero_copy
     meta, runs = ds.metadata, ds.runs
     backends = sorted(set(runs["backend"])) or [str(meta.get("backend") or "?")]
@@ -38,8 +40,12 @@ def environment(ds) -> list[str]:
     where = f"{where} ({accel})" if accel else where
     timing = "emulated timing (TCG guest)" if is_emulated_timing(accel) else "real timing"
     kernel = place.get("kernel") or machine.get("kernel") or "?"
+    rx_cpus = receiver_cpus(runs)
+    receiver = f"; the receiver could use {'/'.join(map(str, rx_cpus))} of them" if rx_cpus else ""
+    sharing = shared_cores_sentence(runs, machine.get("cores"))
     return [f"Backend {'/'.join(backends)} ({zero_copy}), kernel {kernel}, {where}, {timing}.",
-            f"{machine.get('cores') or '?'} cores, {machine.get('cpu_model') or 'unknown CPU'}."]
+            f"{machine.get('cores') or '?'} cores, {machine.get('cpu_model') or 'unknown CPU'}{receiver}.",
+            *([sharing] if sharing else [])]
 
 
 def _cells(r) -> list[str]:

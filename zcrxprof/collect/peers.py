@@ -76,6 +76,34 @@ def elf_arch(binary: str | Path) -> str:
     return ELF_MACHINES.get(int.from_bytes(head[18:20], "little"), f"elf-machine-{head[18]}")
 
 
+def elf_interpreter(binary: str | Path) -> str | None:
+    """The program interpreter (``PT_INTERP``, e.g. ``/lib64/ld-linux-x86-64.so.2``) an ELF
+    executable names, or None for a static one."""
+    data = Path(binary).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise ZcrxprofError(f"{binary} is not an ELF executable")
+    wide, order = data[4] == 2, "little" if data[5] == 1 else "big"
+
+    def num(at: int, size: int) -> int:
+        return int.from_bytes(data[at:at + size], order)
+
+    phoff, entsize, count = (num(32, 8), num(54, 2), num(56, 2)) if wide else (num(28, 4), num(42, 2), num(44, 2))
+    for i in range(count):
+        ph = phoff + i * entsize
+        if num(ph, 4) == 3:                                      # PT_INTERP
+            off, size = (num(ph + 8, 8), num(ph + 32, 8)) if wide else (num(ph + 4, 4), num(ph + 16, 4))
+            return data[off:off + size].rstrip(b"\0").decode(errors="replace")
+    return None
+
+
+def check_static(binary: str | Path) -> None:
+    """Refuse (one line) a load generator that needs a dynamic loader: a peer may lack its libraries."""
+    interp = elf_interpreter(binary)
+    if interp is not None:
+        raise ZcrxprofError(f"{binary} is dynamically linked (interpreter {interp}); peers get the static "
+                            "build: make -C loadgen")
+
+
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -174,8 +202,9 @@ class Peer:
 
     # ---- preflight and deploy ----------------------------------------------------------------
 
-    def preflight(self, arch: str) -> dict:
-        """Host facts, the route back to this machine, and a refusal for a wrong architecture."""
+    def preflight(self, arch: str, receiver: str | None = None) -> dict:
+        """Host facts, the route back to this machine (to ``receiver``, default the address the
+        SSH session came from), and a refusal for a wrong architecture."""
         out = self.run(PREFLIGHT_SCRIPT)
         facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         conn = facts.pop("ssh_connection", "").split()
@@ -184,7 +213,7 @@ class Peer:
         if facts.get("arch") != arch:
             raise ZcrxprofError(f"peer {self.dest}: architecture {facts.get('arch') or '?'}, the load generator "
                                 f"is built for {arch}; use a peer of the same architecture")
-        receiver = conn[0]
+        receiver = receiver or conn[0]
         route = self.run(ROUTE_SCRIPT.format(addr=shlex.quote(receiver)))
         facts.update(dict(line.split("=", 1) for line in route.splitlines() if "=" in line))
         self.facts = {"peer": self.dest, "hostname": facts.get("hostname", ""), "kernel": facts.get("kernel", ""),
@@ -322,27 +351,41 @@ exit $s"""
 
 
 def open_peers(stack, addresses: list[PeerAddress], binary: str | Path, *, ssh_config: str | None = None,
-               peer_dir: str | None = None) -> list[Peer]:
+               peer_dir: str | None = None, receiver_address: str | None = None) -> list[Peer]:
     """Connect to every peer, check it, make its temp directory and deploy the load generator.
 
-    Each step is done for all peers before the next, so a refusal (unreachable, key, host key,
-    architecture, no writable directory) comes before anything was copied or started anywhere.
+    Each step is done for all peers before the next, so a refusal (a load generator that is not
+    static, unreachable, key, host key, architecture, no writable directory) comes before anything
+    was copied or started anywhere.
     ``stack`` (an ExitStack) closes every connection and removes every directory.
+    ``receiver_address``: the address the senders connect to (``--backend zcrx``: the NIC's);
+    default: the one each peer's SSH session came from.
     """
+    check_static(binary)
     control = tempfile.TemporaryDirectory(prefix="zcrxprof-ssh-")      # mode 0700
     stack.callback(control.cleanup)
     peers = [Peer(a, f"{control.name}/{i}", ssh_config, peer_dir) for i, a in enumerate(addresses)]
-    for peer in peers:
+    steps = [{} for _ in peers]                  # per peer: seconds each set-up step took
+
+    def timed(i: int, step: str, call, *args) -> None:
+        t = time.monotonic()
+        call(*args)
+        steps[i][step] = steps[i].get(step, 0.0) + time.monotonic() - t
+
+    for i, peer in enumerate(peers):
         stack.callback(peer.close)
-        peer.connect()
+        timed(i, "connect", peer.connect)
     arch, digest = elf_arch(binary), sha256(binary)
-    for peer in peers:
-        peer.preflight(arch)
-    for peer in peers:
-        peer.open_dir()
-    for peer in peers:
-        peer.deploy(binary, digest)
-        peer.measure_clock()
+    for i, peer in enumerate(peers):
+        timed(i, "preflight", peer.preflight, arch, receiver_address)
+    for i, peer in enumerate(peers):
+        timed(i, "deploy", peer.open_dir)
+    for i, peer in enumerate(peers):
+        timed(i, "deploy", peer.deploy, binary, digest)
+        timed(i, "clock", peer.measure_clock)
+    for peer, took in zip(peers, steps):
+        peer.facts.update(setup_s=round(sum(took.values()), 4),
+                          setup_steps_s={k: round(v, 4) for k, v in took.items()})
     return peers
 
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from zcrxprof.children import signals_deferred
 from zcrxprof.collect.plan import RunSpec, build_plan
 from zcrxprof.collect.probeset import ProbeSet, auto_tools
 from zcrxprof.collect.progress import Progress
-from zcrxprof.collect.runner import Placement, RunRecorder, RunSetup
+from zcrxprof.collect.runner import NicPlan, Placement, RunRecorder, RunSetup, receiver_argv
 from zcrxprof.errors import UsageError, ZcrxprofError
 
 LOCAL_HOST = "127.0.0.1"
@@ -60,6 +61,7 @@ class RecordOptions:
     ssh_config: str | None = None                    # ssh -F FILE for the peers (default: the user's)
     peer_dir: str | None = None                      # where on the peers the temp directory goes
     kernel_build: dict | None = None      # a user's kernel (`--kernel PATH`): UserKernel.identity()
+    nic: NicPlan | None = None            # --backend zcrx: the NIC, its queues, --setup-nic, address, port
 
 
 def utc_now() -> str:
@@ -122,6 +124,27 @@ def loadgen_binary() -> str:
     return str(loadgen.binary(build=not vocab.in_lab()))
 
 
+def receiver_cpus() -> int:
+    """CPUs the receiving load generator may run on: this process's affinity mask, which it
+    inherits (the load generator counts them itself and records the fact per run)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except OSError:
+        return os.cpu_count() or 1
+
+
+def shared_cores_warning(specs: list[RunSpec], cpus: int) -> str:
+    """One line when a planned run has more receiving threads (rings + workers) than ``cpus``:
+    ``record: warning: …: rings share cores …``; empty when none has."""
+    over = [s for s in specs if vocab.shares_cores(s.rings, s.workers, cpus)]
+    if not over:
+        return ""
+    labels = list(dict.fromkeys(s.label().split(" work=")[0] for s in over))
+    return (f"record: warning: {len(over)} of {len(specs)} planned runs have more rings (plus workers) than the "
+            f"{cpus} CPU{'s' if cpus != 1 else ''} the receiver may use: rings share cores in "
+            f"{', '.join(labels)} (runs.rings_share_cores)")
+
+
 def remove_stale_namespaces() -> None:
     """Remove the sender namespaces and veths of recordings that died (killed with SIGKILL: they
     could not clean up) and say so in one line; those of live recordings stay."""
@@ -136,14 +159,93 @@ def remove_stale_namespaces() -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+PREFLIGHT_TIMEOUT_S = 60.0     # one receiver preflight: NIC set-up, registrations, restore (queue restarts)
+
+
+def nic_address(ifname: str) -> str:
+    """The address the peers connect to with ``--backend zcrx``: the NIC's primary IPv4 address
+    (``SIOCGIFADDR``: the first one ``ip -4 addr show dev IF`` lists); one line when it has none."""
+    import errno
+    import fcntl
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            raw = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", ifname.encode()[:15]))  # SIOCGIFADDR
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise ZcrxprofError(f"--ifname {ifname}: no network interface {ifname} here") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ZcrxprofError(f"--ifname {ifname}: it has no IPv4 address, and the peers connect to the "
+                                    f"NIC's address: add one (`ip addr add ADDR/LEN dev {ifname}`)") from None
+            raise ZcrxprofError(f"--ifname {ifname}: reading its IPv4 address: {exc.strerror}") from None
+    return socket.inet_ntoa(raw[20:24])
+
+
+def free_ports(address: str, count: int) -> int:
+    """A port P with P..P+count-1 free on ``address`` now (the kernel picks P; a few tries)."""
+    for _ in range(20):
+        socks = []
+        try:
+            first = socket.socket()
+            socks.append(first)
+            first.bind((address, 0))
+            base = first.getsockname()[1]
+            if base + count - 1 > 65535:
+                continue
+            for k in range(1, count):
+                extra = socket.socket()
+                socks.append(extra)
+                extra.bind((address, base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sk in socks:
+                sk.close()
+    raise ZcrxprofError(f"no {count} consecutive free TCP ports on {address}; pass --port P")
+
+
+def nic_preflight(opts: RecordOptions, specs: list[RunSpec], binary: str) -> None:
+    """``--backend zcrx``, before any peer is contacted: the receiver of each planned (topology,
+    rings) runs once with ``--preflight`` (the NIC checks, with ``--setup-nic`` the settings and
+    flow rules, every ring's ifq registration, then all released and restored, no listening);
+    the first failure is raised as its one line."""
+    from zcrxprof.loadgen import LoadgenProcess
+    where = Placement(opts.nic.address, "", [], "peers", list(opts.peers))
+    setup = RunSetup(binary, opts.backend, where, {}, opts.interval_s, nic=opts.nic)
+    seen = set()
+    for spec in specs:
+        if (spec.topology, spec.rings, spec.workers) in seen:
+            continue
+        seen.add((spec.topology, spec.rings, spec.workers))
+        rx = LoadgenProcess.from_argv(receiver_argv(spec, setup) + ["--preflight"], die_with_parent=True,
+                                      name="receiver preflight")
+        try:
+            try:
+                rx.drain(time.monotonic() + PREFLIGHT_TIMEOUT_S)
+            except KeyboardInterrupt:       # it restores the NIC on its way out: let it finish
+                rx.drain(time.monotonic() + PREFLIGHT_TIMEOUT_S)
+                raise
+        finally:
+            rx.close()
+        err = rx.error()
+        if err is None and rx.proc.returncode == 0:
+            continue
+        tail = [l for l in rx.stderr_text().splitlines() if l.strip()]
+        why = err.message if err is not None else (tail[-1] if tail else f"exited with status {rx.proc.returncode}")
+        raise ZcrxprofError(f"record --backend zcrx: {spec.label().split(' work=')[0]}: {why}")
+
+
 def placement(stack: contextlib.ExitStack, sender: str, opts: RecordOptions | None = None,
               binary: str = "") -> Placement:
     """Sender placement: remote peers (connected, checked and deployed now), its own namespace
     joined by veth (created now) or local; ``stack`` undoes it."""
     if opts is not None and opts.peers:
         from zcrxprof.collect import peers
-        remote = peers.open_peers(stack, opts.peers, binary, ssh_config=opts.ssh_config, peer_dir=opts.peer_dir)
-        return Placement(peers.listen_address(remote), "", [], "peers", remote)
+        address = opts.nic.address if opts.nic else None     # zcrx: the peers connect to the NIC
+        remote = peers.open_peers(stack, opts.peers, binary, ssh_config=opts.ssh_config, peer_dir=opts.peer_dir,
+                                  receiver_address=address)
+        return Placement(address or peers.listen_address(remote), "", [], "peers", remote)
     if sender == "local":
         return Placement(LOCAL_HOST, LOCAL_HOST, [], "local")
     from zcrxprof import netns
@@ -164,6 +266,11 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
     kernel = os.uname().release
     specs = build_plan(opts.topologies, opts.rings, opts.works, opts.rates, opts.duration_s, opts.repeat)
     binary = loadgen_binary()
+    if opts.nic is not None:            # where the peers connect: the NIC's address, a fixed port
+        import dataclasses
+        address = opts.nic.address or nic_address(opts.nic.ifname)
+        port = opts.nic.port or free_ports(address, max(opts.nic.ports(s) for s in specs))
+        opts.nic = dataclasses.replace(opts.nic, address=address, port=port)
     if opts.out:
         root = Path(opts.out)
     else:
@@ -190,10 +297,19 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
             with signals_deferred():
                 writer = writer_class(path, metadata)
             progress.message(f"dataset {path} ({len(specs)} runs, {opts.backend} backend, {place} {kernel})")
+            warning = shared_cores_warning(specs, receiver_cpus())    # not progress: said even with --quiet
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
+            if opts.nic is not None:     # the NIC first: a refusal there contacts no peer
+                with signals_deferred():
+                    writer.update_metadata(nic={"ifname": opts.nic.ifname, "address": opts.nic.address,
+                                                "port": opts.nic.port, "queue": opts.nic.queue,
+                                                "queues": list(opts.nic.queues), "setup_nic": opts.nic.setup})
+                nic_preflight(opts, specs, binary)
             where = placement(stack, opts.sender, opts, binary)
             if where.peers:
                 with signals_deferred():
-                    writer.update_metadata(peers=_peer_metadata(where, specs[0], binary, opts.interval_s))
+                    writer.update_metadata(peers=_peer_metadata(where, specs[0], binary, opts.interval_s, opts.nic))
             probes, notes = None, []
             tools = opts.probes
             if tools == ["auto"]:
@@ -211,7 +327,7 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
             for c in opts.collectors:
                 stack.callback(c.close)
             setup = RunSetup(binary, opts.backend, where,
-                             {"kernel": kernel, "place": place, "accelerator": accel}, opts.interval_s)
+                             {"kernel": kernel, "place": place, "accelerator": accel}, opts.interval_s, nic=opts.nic)
             for i, spec in enumerate(specs, 1):
                 progress.start_run(i, spec.label())
                 outcome = RunRecorder(spec, setup, probes, opts.collectors, progress).run()
@@ -255,11 +371,12 @@ def _kernel_build(identity: dict | None, binary: Path) -> dict | None:
         return {**identity, "query": None, "query_error": str(exc)}
 
 
-def _peer_metadata(where: Placement, spec: RunSpec, binary: str, interval_s: float) -> list[dict]:
+def _peer_metadata(where: Placement, spec: RunSpec, binary: str, interval_s: float,
+                   nic: NicPlan | None = None) -> list[dict]:
     """The peers' preflight facts, each with its sender's command line (``PORT``: the run's port)."""
     from zcrxprof.collect.peers import spread
     from zcrxprof.collect.runner import receiver_connections, sender_args
-    setup = RunSetup(binary, "", where, {}, interval_s)
+    setup = RunSetup(binary, "", where, {}, interval_s, nic=nic)
     total = receiver_connections(spec, setup)
     out = []
     for peer, n in zip(where.peers, spread(total, len(where.peers))):
@@ -278,6 +395,9 @@ def _merge_metadata(writer, outcome, spec: RunSpec) -> None:
     extra = {k: v for k, v in outcome.metadata.items() if k not in ("notes", "versions")}
     if meta.get("first_sample_at") is None and outcome.first_sample_at is not None:
         extra["first_sample_at"] = dt.datetime.fromtimestamp(outcome.first_sample_at, dt.timezone.utc).isoformat()
+    if outcome.nic_events:          # --backend zcrx: the NIC's state before and after the run
+        from zcrxprof.collect import nicstate
+        extra["nic"] = nicstate.merge(meta.get("nic"), spec.run_id, outcome.nic_events, spec.rings)
     writer.update_metadata(emulated=emulated, notes=list(dict.fromkeys(notes)), versions=versions, **extra)
 
 

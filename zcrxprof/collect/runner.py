@@ -44,6 +44,40 @@ class Placement:
     peers: list = field(default_factory=list)                # remote senders (collect.peers.Peer)
 
 
+@dataclass(frozen=True)
+class NicPlan:
+    """``--backend zcrx``: the NIC, its queues, ``--setup-nic`` and the receiver's fixed port.
+
+    ifq-per-ring with N > 1 rings: ring i registers ``queues[i]`` and listens on ``port + i`` (a
+    flow rule per port steers it to that queue); every other run registers ``queue`` for all its
+    rings and listens on ``port``.
+    """
+
+    ifname: str
+    queue: int | None                   # single, shared-ifq, workers (and ifq-per-ring ×1)
+    queues: tuple = ()                  # ifq-per-ring: one per ring, ring i on queues[i]
+    setup: bool = False                 # --setup-nic: the load generator applies and restores
+    address: str = ""                   # the NIC's address: the receiver listens there
+    port: int = 0                       # fixed: flow rules match destination ports
+
+    def ring_queues(self, spec: RunSpec) -> list[int]:
+        """The queue each ring of the run registers (index = ring)."""
+        if spec.topology == "ifq-per-ring" and spec.rings > 1:
+            return list(self.queues[:spec.rings])
+        return [self.queue if self.queue is not None else self.queues[0]] * spec.rings
+
+    def ports(self, spec: RunSpec) -> int:
+        """Listening ports of the run: one per ring with --queues, else one."""
+        return spec.rings if spec.topology == "ifq-per-ring" and spec.rings > 1 else 1
+
+    def argv(self, spec: RunSpec) -> list[str]:
+        """The receiver's NIC flags for the run."""
+        queues = self.ring_queues(spec)
+        argv = ["--ifname", self.ifname]
+        argv += (["--queues", ",".join(map(str, queues))] if self.ports(spec) > 1 else ["--queue", str(queues[0])])
+        return argv + (["--setup-nic"] if self.setup else [])
+
+
 @dataclass
 class RunSetup:
     """Everything fixed for the whole recording that a run needs."""
@@ -53,6 +87,7 @@ class RunSetup:
     placement: Placement
     labels: dict                        # kernel, place, accelerator (runs columns)
     interval_s: float = 1.0
+    nic: NicPlan | None = None          # --backend zcrx
 
 
 @dataclass
@@ -66,20 +101,26 @@ class RunOutcome:
     interrupted: bool = False
     metadata: dict = field(default_factory=dict)     # collectors' additions to the dataset metadata
     first_sample_at: float | None = None               # wall clock of the run's first sample
+    nic_events: list[dict] = field(default_factory=list)   # the receiver's `nic_state` events (--backend zcrx)
 
 
 def receiver_argv(spec: RunSpec, setup: RunSetup) -> list[str]:
-    """The receiving load generator's command line (it picks a free port and reports it)."""
+    """The receiving load generator's command line: it picks a free port and reports it, or with
+    ``--backend zcrx`` listens on the NIC's address and the recording's fixed port (flow rules
+    match it) with the NIC flags (``NicPlan.argv``)."""
+    nic = setup.nic
+    listen = setup.placement.listen_host
+    target = f"[{listen}]" if ":" in listen else listen
     argv = [setup.loadgen, "--json", "--topology", spec.topology, "--backend", setup.backend,
             "--connections", str(receiver_connections(spec, setup)), "--interval", f"{setup.interval_s:g}",
             "--work", "checksum", "--work-ns-per-kib", str(int(round(spec.work_ns_per_kib))),
-            "--listen", f"{setup.placement.listen_host}:0",
+            "--listen", f"{target}:{nic.port if nic else 0}",
             "--duration", f"{spec.duration_s + EXTRA_TIME_S / 2:g}"]
     if spec.topology == "workers":
         argv += ["--workers", str(spec.workers)]
     elif spec.topology != "single":
         argv += ["--rings", str(spec.rings)]
-    return argv
+    return argv + (nic.argv(spec) if nic else [])
 
 
 def sender_argv(spec: RunSpec, setup: RunSetup, port: int) -> list[str]:
@@ -96,11 +137,18 @@ def sender_args(spec: RunSpec, setup: RunSetup, host: str, port: int, connection
             "--duration", f"{spec.duration_s:g}", "--interval", f"{setup.interval_s:g}"]
     if rate_gbit_s:
         argv += ["--rate", f"{rate_gbit_s:g}"]
+    ports = setup.nic.ports(spec) if setup.nic else 1
+    if ports > 1:                       # ring i listens on PORT+i: connection k to PORT + k mod rings
+        argv += ["--ports", str(ports)]
     return argv
 
 
 def receiver_connections(spec: RunSpec, setup: RunSetup) -> int:
-    """Connections the receiver waits for: the run's, or at least one per remote sender."""
+    """Connections the receiver waits for: the run's, or at least one per remote sender; with a
+    port per ring (ifq-per-ring on a NIC) every sender opens one connection to each ring's port."""
+    ports = setup.nic.ports(spec) if setup.nic else 1
+    if ports > 1:
+        return ports * max(1, len(setup.placement.peers))
     return max(spec.connections, len(setup.placement.peers))
 
 
@@ -343,6 +391,7 @@ class RunRecorder:
                            else rsum.get("bytes_sent")),
             "bytes_received": rsum.get("bytes_received"), "gbit_s": rsum.get("gbit_s"),
             "verify_errors": rsum.get("verify_errors"), "loadgen_duration_s": rsum.get("duration_s"),
+            **_cores_fact(rx),
         }
         here = socket.gethostname()
         records = [(_placed(r.row(), c, here, self._shift(c)), c)
@@ -352,7 +401,7 @@ class RunRecorder:
         regs = [r for r, c in records if r.get("type") == "registration" and c is rx]
         events = []
         for r, c in records:
-            if r.get("type") == "event" and c is rx and r.get("event") != "listening":
+            if r.get("type") == "event" and c is rx and r.get("event") not in ("listening", "nic_state"):
                 for k, v in r.items():
                     if k not in ("type", "topology", "backend", "emulated", "t", "event", "ring") and isinstance(v, (int, float)) and not isinstance(v, bool):
                         events.append({"t": r.get("t"), "event": r.get("event", ""), "ring": r.get("ring", -1),
@@ -369,7 +418,8 @@ class RunRecorder:
             tables["probes"] = _with_run(self.probe_rows, spec.run_id)
             tables["histograms"] = _with_run(self.probes.histograms(), spec.run_id)
         tables = _merge(tables, extra_tables)
-        return RunOutcome(tables, status, rsum.get("gbit_s"), list(self.notes))
+        nic = [r for r, c in records if c is rx and r.get("type") == "event" and r.get("event") == "nic_state"]
+        return RunOutcome(tables, status, rsum.get("gbit_s"), list(self.notes), nic_events=nic)
 
 
     def _shift(self, child: LoadgenProcess) -> float:
@@ -402,6 +452,15 @@ def _stderr_tail(child: LoadgenProcess) -> str:
 def _row(rec: Record | None) -> dict | None:
     """A record as the dict it was printed as (None stays None)."""
     return rec.row() if rec is not None else None
+
+
+def _cores_fact(rx: LoadgenProcess | None) -> dict:
+    """``cpus_available`` and ``rings_share_cores`` as the receiver printed them on its records
+    (every record carries them; the last one that does wins), or unknown (-1, false)."""
+    rec = next((r for r in reversed(rx.records if rx else []) if r.cpus_available is not None), None)
+    if rec is None:
+        return {"cpus_available": -1, "rings_share_cores": False}
+    return {"cpus_available": int(rec.cpus_available), "rings_share_cores": bool(rec.rings_share_cores)}
 
 
 def _emulated(rx: LoadgenProcess | None, setup: RunSetup) -> list[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from zcrxprof import children, paths, vocab
 from zcrxprof.children import group_members
 from zcrxprof.errors import UsageError, ZcrxprofError
-from zcrxprof.lab import accelerator, catalogue, userkernel
+from zcrxprof.lab import accelerator, catalogue, userkernel, wire as wire_mod
 from zcrxprof.lab.catalogue import LabKernel
 from zcrxprof.lab.userkernel import UserKernel
 
@@ -50,6 +50,7 @@ class LabResult:
     command_s: float             # command start → command end (host clock)
     timed_out: bool = False
     pgid: int = 0                # process group of vng and QEMU (all killed before returning)
+    wire_netns: str = ""         # --wire: the host end's network namespace (removed before returning)
 
     @property
     def emulated_timing(self) -> bool:
@@ -65,7 +66,8 @@ class _NotStarted(ZcrxprofError):
     """The guest ended before the command started (boot failure, or a share hidden by a race)."""
 
 
-def _guest_script(run_dir: Path, cmd: list[str], cwd: Path, env: dict[str, str], shares: list[Path]) -> str:
+def _guest_script(run_dir: Path, cmd: list[str], cwd: Path, env: dict[str, str], shares: list[Path],
+                  wire: bool = False) -> str:
     # The guest's init mounts the writable shares (9p, in --rwdir order) and tmpfs overlays on /tmp,
     # /home, /var, … concurrently: an overlay mounted last hides a share below it (a project cloned
     # under /tmp) and the guest's writes would vanish. Then leave before "started": run() boots again.
@@ -76,6 +78,8 @@ def _guest_script(run_dir: Path, cmd: list[str], cwd: Path, env: dict[str, str],
     lines += [f"R={shlex.quote(str(run_dir))}", "date +%s.%N > \"$R/started\""]
     for key, val in env.items():
         lines.append(f"export {key}={shlex.quote(val)}")
+    if wire:
+        lines += wire_mod.guest_lines(str(run_dir))
     lines += [f"cd {shlex.quote(str(cwd))} || {{ echo 127 > \"$R/status.tmp\"; mv \"$R/status.tmp\" \"$R/status\"; exit; }}",
               f"{shlex.join(cmd)} > \"$R/stdout\" 2> \"$R/stderr\" < /dev/null",
               "echo $? > \"$R/status.tmp\"",
@@ -93,15 +97,22 @@ def kernel_for(kernel: str | None) -> LabKernel | UserKernel:
     return catalogue.prepared(kernel)
 
 
+def _vng() -> str:
+    return shutil.which("vng") or str(Path(sys.executable).parent / "vng")
+
+
 def _vng_argv(k: LabKernel | UserKernel, accel: str, cpus: int, memory: str, rwdirs: list[Path],
-              script: Path) -> list[str]:
-    vng = shutil.which("vng") or str(Path(sys.executable).parent / "vng")
-    argv = [vng, "--run", k.boot_target, "--cpus", str(cpus), "--memory", memory,
+              script: Path, wire_netns: str = "") -> list[str]:
+    vng = _vng()
+    argv = wire_mod.exec_prefix(wire_netns) if wire_netns else []   # QEMU opens the tap in its namespace
+    argv += [vng, "--run", k.boot_target, "--cpus", str(cpus), "--memory", memory,
             "--user", "root", "--cwd", str(paths.lab_share_dir())]
     if accel == "tcg":
         argv.append("--disable-kvm")
     for d in rwdirs:
         argv += ["--rwdir", str(d)]
+    if wire_netns:
+        argv += wire_mod.vng_args()
     argv += ["--exec", f"sh {shlex.quote(str(script))}"]
     return argv
 
@@ -136,7 +147,7 @@ def _remove_stale_runs(runs_dir: Path) -> None:
 
 def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int, memory: str,
                timeout: float, rwdirs: list[Path], cwd: Path, env: dict[str, str],
-               boot_deadline: float | None = None) -> LabResult | None:
+               boot_deadline: float | None = None, wire_netns: str = "") -> LabResult | None:
     """One boot; None when a trial boot never started the command (the accelerator failed)."""
     runs_dir = catalogue.RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -146,12 +157,12 @@ def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int,
         script = run_dir / "cmd.sh"
         share = paths.lab_share_dir()
         dirs = [share] + [d for d in rwdirs if d != share]
-        script.write_text(_guest_script(run_dir, cmd, cwd, env, dirs))
-        argv = _vng_argv(k, accel, cpus, memory, dirs, script)
+        script.write_text(_guest_script(run_dir, cmd, cwd, env, dirs, wire=bool(wire_netns)))
+        argv = _vng_argv(k, accel, cpus, memory, dirs, script, wire_netns)
         started_at: list[float] = []
         t0 = time.monotonic()
         host_env = dict(os.environ)
-        host_env["PATH"] = f"{Path(argv[0]).parent}:{host_env.get('PATH', '/usr/bin:/bin')}"  # vng calls virtme-run
+        host_env["PATH"] = f"{Path(_vng()).parent}:{host_env.get('PATH', '/usr/bin:/bin')}"  # vng calls virtme-run
         proc = children.start(argv, guard=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, cwd=share, env=host_env)
         log: list[bytes] = []
@@ -184,16 +195,16 @@ def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int,
             rc = int(status_file.read_text().strip() or 1)
         else:
             rc = 125   # the guest died (or vng gave up) while the command ran
-        return LabResult(rc, read("stdout"), read("stderr"), accel, k.version,
+        return LabResult(rc, read("stdout"), read("wire.err") + read("stderr"), accel, k.version,
                          boot_s=started_at[0] - t0, command_s=t_end - started_at[0], timed_out=timed_out,
-                         pgid=proc.pid)
+                         pgid=proc.pid, wire_netns=wire_netns)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = "4G",
         timeout: float = DEFAULT_TIMEOUT_S, rwdirs: list[str | Path] | None = None,
-        cwd: str | Path | None = None, env: dict[str, str] | None = None) -> LabResult:
+        cwd: str | Path | None = None, env: dict[str, str] | None = None, wire: bool = False) -> LabResult:
     """Boot the lab kernel, run ``cmd`` as root in the guest and return its status and output.
 
     ``kernel`` is a prepared kernel's version (default: the pinned or newest one) or the path of a
@@ -203,6 +214,10 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
     filesystem is shared read-only. KVM is tried first and TCG used when KVM fails (one notice on
     stderr); the working accelerator is remembered. After ``timeout`` seconds the guest is killed
     and the result has ``timed_out`` set and returncode 124.
+
+    ``wire``: the guest gets a virtio-net NIC wired to a tap in the network namespace
+    ``wire.netns_name()`` (made here, removed before returning), guest ``wire.GUEST_ADDR``, host
+    end ``wire.HOST_ADDR``; run the host side of the traffic in that namespace (:mod:`.wire`).
     """
     if not cmd:
         raise UsageError("lab run: no command given")
@@ -221,11 +236,27 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
     guest_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root",
                  "LANG": "C.UTF-8", vocab.LAB_ENV: k.version, "ZCRXPROF_CACHE": str(paths.cache_dir())}
     guest_env.update(env or {})
+    netns = wire_mod.create() if wire else ""
+    if netns:       # after every check: a refused run stays one line
+        print(f"zcrxprof lab: wire: the guest is {wire_mod.GUEST_ADDR} on a virtio-net NIC, the host end "
+              f"{wire_mod.HOST_ADDR} in network namespace {netns}: ip netns exec {netns} CMD",
+              file=sys.stderr, flush=True)
+    try:
+        return _boot(k, cmd, cpus, memory, timeout, dirs, where, guest_env, netns)
+    finally:
+        if netns:
+            wire_mod.remove(netns)
+
+
+def _boot(k: LabKernel | UserKernel, cmd: list[str], cpus: int, memory: str, timeout: float, dirs: list[Path],
+          where: Path, guest_env: dict[str, str], netns: str) -> LabResult:
+    """KVM when it may work, else (or when it cannot boot the guest) TCG, booting again when the
+    guest ended before the command started."""
     accel = accelerator.known_accelerator() or ("kvm?" if accelerator.kvm_usable() else "tcg")
     if accel != "tcg":
         # every KVM boot has the trial deadline, also where KVM worked before: this kernel (or a
         # changed host) may still fail under it, and then TCG runs the command
-        res = _boot_once(k, "kvm", cmd, cpus, memory, timeout, dirs, where, guest_env, KVM_BOOT_DEADLINE_S)
+        res = _boot_once(k, "kvm", cmd, cpus, memory, timeout, dirs, where, guest_env, KVM_BOOT_DEADLINE_S, netns)
         if res is not None:
             accelerator.record_accelerator("kvm")
             return res
@@ -233,7 +264,7 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
               file=sys.stderr)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         try:
-            res = _boot_once(k, "tcg", cmd, cpus, memory, timeout, dirs, where, guest_env)
+            res = _boot_once(k, "tcg", cmd, cpus, memory, timeout, dirs, where, guest_env, wire_netns=netns)
             break
         except _NotStarted as exc:
             if attempt == BOOT_ATTEMPTS:

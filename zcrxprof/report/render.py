@@ -14,9 +14,10 @@ import pandas as pd
 from zcrxprof import plots
 from zcrxprof.analysis import background_load, label, per_run
 from zcrxprof.analysis import cache, capacity, probes, profile, queues, refill, saturation, switches, verdict
+from zcrxprof.analysis.senders import sender_verdict, senders
 from zcrxprof.analysis.claims import df_claims
 from zcrxprof.analysis.compare import METRICS, df_compare
-from zcrxprof.analysis.labels import emulation_note
+from zcrxprof.analysis.labels import emulation_note, receiver_cpus, shared_cores_notes, shared_cores_sentence
 from zcrxprof.cli.text import estimate
 from zcrxprof.dataset import Dataset, absent_notes, default_root, usable_summary
 from zcrxprof.importers import describe as describe_import
@@ -30,19 +31,6 @@ VERDICT_COLUMNS = ["work_ns_per_kib", "rate_gbit_s", "threads", "winner", "runne
                    "confidence"]
 # The extrapolation's hypothetical host (as the notebooks' default).
 HOST_CORES, HOST_LINE_GBIT_S, HOST_QUEUES, HOST_RINGS = 64, 200.0, 8, [1, 2, 4, 8, 16, 32]
-# The kernel probe counters that answer a question, per GB received (metric -> question).
-PROBE_QUESTIONS = {
-    "switch_voluntary": "How often do the receiving threads sleep? (voluntary switches)",
-    "switch_preempted": "How often are they preempted? (involuntary switches)",
-    "wakeups": "How many wake-ups do they issue? (hand-offs wake workers)",
-    "migrations": "How often do they move between CPUs?",
-    "local_runs": "How often does io_uring run deferred task work?",
-    "recv_nodata": "How often does a zcrx receive find no data?",
-    "flushes": "How often is the refill ring flushed?",
-    "copy_bytes": "How many bytes did the kernel copy instead of receiving zero-copy?",
-}
-
-
 def subset(ds: Dataset, name: str) -> Dataset:
     """The one dataset ``name`` of a loaded set, as a ``Dataset`` of its own."""
     tables = {t: f[f["dataset"] == name].reset_index(drop=True) if "dataset" in f.columns else f
@@ -65,9 +53,22 @@ def _labels_line(ds: Dataset, name: str) -> str:
     where = place.get("where") or (sorted(set(runs["place"])) or ["?"])[0]
     accel = place.get("accelerator") or ""
     machine = meta.get("machine") or {}
+    rx_cpus = receiver_cpus(runs)
+    receiver = f" (the receiver could use {'/'.join(map(str, rx_cpus))})" if rx_cpus else ""
     return (f"backend {'/'.join(backends)} ({zc}) · kernel {'/'.join(kernels)} · place {where}"
-            f"{' (' + accel + ')' if accel else ''} · {emulation_note(ds, name)} · {_cores(meta)} cores, "
-            f"{machine.get('cpu_model') or 'unknown CPU'} · {usable_summary(runs)}")
+            f"{' (' + accel + ')' if accel else ''} · {emulation_note(ds, name)} · {_cores(meta)} cores"
+            f"{receiver}, {machine.get('cpu_model') or 'unknown CPU'} · {usable_summary(runs)}")
+
+
+def _machine_cores(ds: Dataset, name: str) -> int | None:
+    cores = (ds.metadata_by_name[name].get("machine") or {}).get("cores")
+    return int(cores) if cores else None
+
+
+def _sharing(ds: Dataset, name: str) -> str:
+    """A warning under the labels when some runs' rings shared cores ("" when none did)."""
+    sentence = shared_cores_sentence(ds.runs, _machine_cores(ds, name))
+    return h.paragraph(sentence, "warn") if sentence else ""
 
 
 def _number(r) -> str:
@@ -96,8 +97,14 @@ def _claims_card(ds: Dataset, name: str, claims: pd.DataFrame) -> str:
     head = "<tr><th>#</th><th>claim (numbers from this recording)</th><th>verdict</th><th>medians, 95% bootstrap " \
            "intervals over runs, exact permutation p</th></tr>"
     return (f'<div class="card">{h.heading(name)}<p class="labels">{h.esc(_labels_line(ds, name))}</p>'
-            f'<table class="claims"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+            f'{_sharing(ds, name)}{_senders_line(ds)}<table class="claims"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
             f'{_recording(ds, name)}</div>')
+
+
+def _senders_line(ds: Dataset) -> str:
+    """Was a sender the bottleneck (with its retransmits and RTT), when sending threads were recorded."""
+    line = sender_verdict(ds)
+    return h.paragraph(line, "warn" if "the bottleneck in" in line else "note") if line else ""
 
 
 def _answer(parts: dict[str, Dataset], runs: dict[str, pd.DataFrame]) -> str:
@@ -105,7 +112,7 @@ def _answer(parts: dict[str, Dataset], runs: dict[str, pd.DataFrame]) -> str:
     for name, one in parts.items():
         if runs[name].empty:
             cards.append(f'<div class="card">{h.heading(name)}<p class="labels">{h.esc(_labels_line(one, name))}</p>'
-                         f"{h.paragraph('No successful run in this dataset.', 'warn')}{_recording(one, name)}</div>")
+                         f"{_sharing(one, name)}{h.paragraph('No successful run in this dataset.', 'warn')}{_recording(one, name)}</div>")
         else:
             cards.append(_claims_card(one, name, df_claims(one)))
     return h.section("The claims, as this recording answers them", *cards,
@@ -137,9 +144,13 @@ def _throughput(runs: pd.DataFrame, ds: Dataset, lab: str) -> list[str]:
     for value, unit in (("gbit_s", "Gbit/s"), ("gbit_s_per_free_core", "Gbit/s per free core")):
         for r in saturation.ratio_to_single(runs, "shared-ifq", value).itertuples():
             rate = f"{r.rate_gbit_s:g} Gbit/s offered" if r.rate_gbit_s > 0 else "unpaced"
+            mine = runs[(runs["topology"] == "shared-ifq") & (runs["rings"] == r.rings)
+                        & (runs["work_ns_per_kib"] == r.work_ns_per_kib) & (runs["rate_gbit_s"] == r.rate_gbit_s)]
+            shared = "; ".join(shared_cores_notes(mine, _machine_cores(ds, ds.names[0])))
             lines.append(f"Work {r.work_ns_per_kib:g} ns/KiB, {rate}: shared-ifq with {r.rings} rings "
                          f"({r.runs} runs) against single: x{r.ratio:.2f} {unit} (95% CI x{r.ratio_lo:.2f}"
-                         f"-x{r.ratio_hi:.2f}, {'resolved' if r.resolved else 'not resolved: the interval includes 1'}).")
+                         f"-x{r.ratio_hi:.2f}, {'resolved' if r.resolved else 'not resolved: the interval includes 1'})"
+                         + (f" — {shared}." if shared else "."))
     parts += [h.paragraph(line) for line in lines]
     sc = saturation.scaling(runs)
     if not sc.empty:
@@ -161,6 +172,11 @@ def _throughput(runs: pd.DataFrame, ds: Dataset, lab: str) -> list[str]:
         parts += [h.paragraph("How often receiving threads slept waiting for data (voluntary switches a second; "
                               "at most about one: the thread never waited, it is saturated):"),
                   h.table(sleeps.drop(columns=["dataset"], errors="ignore"))]
+    tx = senders(ds)
+    if not tx.empty:
+        parts += [h.paragraph("The sending side, per run and host (TCP retransmits and smoothed RTT from the "
+                              "senders' TCP_INFO; -1 / empty: not recorded):"),
+                  h.table(tx.drop(columns=["dataset"], errors="ignore"), max_rows=200)]
     shares = saturation.ring_share(ds)
     if not shares.empty:
         parts += [h.figure(plots.ring_share(shares, lab), "per-ring share", plots.CAPTIONS["ring_share"]),
@@ -244,31 +260,8 @@ def _refill(runs: pd.DataFrame, ds: Dataset) -> list[str]:
     return parts
 
 
-def probe_questions(ds: Dataset, runs: pd.DataFrame) -> pd.DataFrame:
-    """The kernel probe counters of ``PROBE_QUESTIONS`` per GB received, median over usable runs:
-    one row per counter (its question), one column per topology."""
-    tot = probes.probe_totals(ds)
-    tot = tot[tot["metric"].isin(PROBE_QUESTIONS)]
-    if tot.empty:
-        return pd.DataFrame()
-    tot = tot.groupby(["dataset", "run_id", "probe", "metric", "topology"], as_index=False)["value"].sum()
-    tot = tot.merge(runs[["dataset", "run_id", "bytes"]], on=["dataset", "run_id"])
-    tot = tot[tot["bytes"] > 0]
-    tot["per_gb"] = tot["value"] / (tot["bytes"] / 1e9)
-    med = tot.groupby(["metric", "probe", "topology"], as_index=False)["per_gb"].median()
-    wide = med.pivot_table(index=["metric", "probe"], columns="topology", values="per_gb").reset_index()
-    order = {m: i for i, m in enumerate(PROBE_QUESTIONS)}
-    wide = wide.sort_values("metric", key=lambda s: s.map(order))
-    wide.insert(0, "question (per GB received)", wide["metric"].map(PROBE_QUESTIONS))
-    wide["counter"] = wide["probe"] + " " + wide["metric"]
-    topo = topology_order([c for c in wide.columns if c not in ("metric", "probe", "counter",
-                                                                 "question (per GB received)")])
-    wide.columns.name = None
-    return wide[["question (per GB received)", *topo, "counter"]]
-
-
 def _probes(runs: pd.DataFrame, ds: Dataset) -> list[str]:
-    q = probe_questions(ds, runs)
+    q = probes.questions(ds, runs)
     if q.empty:
         return [h.paragraph("No kernel probe samples in this dataset (record --probes).", "note")]
     return [h.paragraph("The kernel's counts that answer a question, per GB received (median over runs, "
@@ -336,6 +329,13 @@ def _profile(ds: Dataset, name: str, lab: str) -> list[str]:
                                "goes.", dpi=60))]
 
 
+def _config_runs(ds: Dataset, row, work: float) -> pd.DataFrame:
+    """The runs of ``ds`` a comparison row matched (topology, rings, workers, rate; its side's work)."""
+    runs = ds.runs
+    return runs[(runs["topology"] == row.topology) & (runs["rings"] == row.rings) & (runs["workers"] == row.workers)
+                & (runs["work_ns_per_kib"] == work) & (runs["rate_gbit_s"] == row.rate_gbit_s)]
+
+
 def _compare(parts: dict[str, Dataset]) -> str:
     (name_a, a), (name_b, b) = parts.items()
     body = [h.paragraph(f"A = {name_a}, B = {name_b}: runs matched by topology, rings, workers, work and rate; "
@@ -356,6 +356,12 @@ def _compare(parts: dict[str, Dataset]) -> str:
         for r in cmp.itertuples():
             rate = f"{r.rate_gbit_s:g} Gbit/s offered" if r.rate_gbit_s > 0 else "unpaced"
             warn = f" — {r.warnings}" if isinstance(r.warnings, str) and r.warnings and not shared else ""
+            cores = {side: "; ".join(shared_cores_notes(_config_runs(one, r, work), _machine_cores(one, one.names[0])))
+                     for side, one, work in (("A", a, r.work_a), ("B", b, r.work_b))}
+            if cores["A"] and cores["A"] == cores["B"]:
+                warn += f" — A and B: {cores['A']}"
+            else:
+                warn += "".join(f" — {side}: {note}" for side, note in cores.items() if note)
             items.append(f"{r.topology}, {r.rings} rings, {r.workers} workers, {rate}: B/A x{r.ratio:.3g} "
                          f"(95% CI x{r.ratio_lo:.3g}-x{r.ratio_hi:.3g}), p = {r.p_value:.2g} "
                          f"(floor {r.p_floor:.2g}): {r.verdict}{warn}")
@@ -377,7 +383,8 @@ def _timeline_commands(ds: Dataset) -> list[str]:
 
 def _details(ds: Dataset, parts: dict[str, Dataset], runs: dict[str, pd.DataFrame]) -> str:
     cols = ["dataset", "run_id", "repetition", "topology", "backend", "zero_copy", "kernel", "place",
-            "accelerator", "rings", "workers", "work_ns_per_kib", "rate_gbit_s", "gbit_s", "status", "error"]
+            "accelerator", "rings", "workers", "cpus_available", "rings_share_cores", "work_ns_per_kib",
+            "rate_gbit_s", "gbit_s", "status", "error"]
     folded = [h.details("Runs (every run, usable or not)", h.table(ds.runs[cols], max_rows=500),
                         *_timeline_commands(ds))]
     for name, r in runs.items():
