@@ -77,8 +77,11 @@ def test_zcrxstat_cqes_and_bytes_equal_the_load_generators(guest):
     total = lambda m: sum(r["value"] for r in rows if r["metric"] == m)
     assert total("copy_bytes") == summary["bytes_received"]
     stats = [l for l in guest["loadgen"] if l["type"] == "event" and l.get("event") == "stats"]
-    if stats:   # 7.2+ zcrx_stats: the kernel's own copy counters
-        assert total("copy_chunks") == stats[-1]["count"] and total("copy_bytes") == stats[-1]["bytes"]
+    if stats:   # 7.2+ zcrx_stats: the kernel's own copy counters, read by the load generator as it
+        # ends, may trail the copies the probe saw return by what was in flight (seen: 5,633 of 5,634)
+        kernel = stats[-1]
+        assert 0.999 * total("copy_chunks") <= kernel["count"] <= total("copy_chunks"), kernel
+        assert 0.999 * total("copy_bytes") <= kernel["bytes"] <= total("copy_bytes"), kernel
     assert total("refill_calls") == 0
     # every io_zcrx_recv call that returned bytes is in the bytes-per-call histogram
     hist = sum(h["count"] for h in guest["hist"]["zcrxstat"] if h["metric"] == "recv_bytes")
