@@ -244,8 +244,10 @@ def test_wait_batch_never_holds_back_a_trickle(loadgen_bin):
     assert s.bytes_received == s.bytes_sent > 0 and s.verify_errors == 0
     rx0 = next(t for t in s.threads if t["thread"] == "rx0")
     # each lone completion is delivered after the minimum wait (a wake-up each), not held until
-    # the interval tick's timeout (which would gather ~15 sends per wake-up)
-    assert rx0["completions"] > 100 and rx0["nvcsw"] >= 0.5 * rx0["completions"], rx0
+    # the interval tick's timeout (which would gather ~15 sends per wake-up: ~8 wake-ups in all).
+    # ~300 sends; beside a CPU hog queued sends arrive together (74 completions seen), so the
+    # count only has to leave the held-back case no way to pass the ratio
+    assert rx0["completions"] > 30 and rx0["nvcsw"] >= 0.5 * rx0["completions"], rx0
 
 
 @pytest.mark.parametrize("args", [
