@@ -5,7 +5,9 @@ notebook a fresh headless Chromium (tests/browser.py) opens it in its own worksp
 runs every cell with the Run menu's "Run All Cells" command, and checks the page: every code cell
 executed once, in order; no error output; as many figures as the same copy makes when executed
 headlessly (nbclient), each decoded; no error from the page; no request leaves the server.
-Screenshots land in .build/notebook-shots/ (the first screen, and the whole notebook scaled)."""
+Screenshots land in .build/notebook-shots/ (the first screen, and the whole notebook scaled).
+It runs with the system tests, not beside them (tests/conftest.py OFFLINE_MODULES): a veth made on
+the host while a page loads makes Chromium abort its requests (net::ERR_NETWORK_CHANGED)."""
 from __future__ import annotations
 
 import json
