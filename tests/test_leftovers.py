@@ -87,8 +87,9 @@ def test_a_clean_block_passes():
 def test_descendants_walks_children_of_children():
     p = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"])
     try:
-        deadline = time.monotonic() + 10
-        while len(leftovers.descendants(p.pid)) < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10      # two children, each past its exec (a fork is still `sh`)
+        while [leftovers.comm(k) for k in leftovers.descendants(p.pid)] != ["sleep", "sleep"] \
+                and time.monotonic() < deadline:
             time.sleep(0.02)
         kids = leftovers.descendants(p.pid)
         assert [leftovers.comm(k) for k in kids] == ["sleep", "sleep"]

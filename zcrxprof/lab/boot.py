@@ -163,20 +163,25 @@ def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int,
         t0 = time.monotonic()
         host_env = dict(os.environ)
         host_env["PATH"] = f"{Path(_vng()).parent}:{host_env.get('PATH', '/usr/bin:/bin')}"  # vng calls virtme-run
-        proc = children.start(argv, guard=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, cwd=share, env=host_env)
         log: list[bytes] = []
-        reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, b"")), daemon=True)
-        reader.start()
+        proc = reader = None
         try:
+            # the handlers first: a signal from the moment the guest starts stops it the same way
             with children.raising_signals(TERM_SIGNALS):
+                with children.signals_deferred(TERM_SIGNALS):
+                    proc = children.start(argv, guard=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, cwd=share, env=host_env)
+                reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, b"")), daemon=True)
+                reader.start()
                 timed_out = _wait_for_guest(proc, run_dir, t0, timeout, boot_deadline, started_at, log)
         except children.Stopped as stop:
             raise ZcrxprofError(f"lab run: terminated by {signal.Signals(stop.signum).name}; "
                                 "the guest was killed") from None
         finally:
-            children.kill_group(proc)
-            reader.join(timeout=5)
+            if proc is not None:
+                children.kill_group(proc)
+            if reader is not None:
+                reader.join(timeout=5)
         t_end = time.monotonic()
         if not started_at and (run_dir / "started").exists():
             started_at.append(t_end)
