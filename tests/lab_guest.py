@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leftovers import BACKGROUND_VAR
+from leftovers import BACKGROUND_VAR, comm
 from paced import PACED
 from user_kernel import debian_kernel_as_build_tree
 from zcrxprof import children, lab
@@ -206,25 +206,18 @@ def _qemu_killed_mid_recording(version: str, out: Path) -> dict:
                 break
             time.sleep(0.2)
         seen = children.descendants(p.pid)
-        qemu = [k for k in seen if _comm(k).startswith("qemu")]
+        qemu = [k for k in seen if comm(k).startswith("qemu")]
         found["qemu"] = len(qemu)
         if not found["error"]:
             for k in qemu:
                 os.kill(k, signal.SIGKILL)
         _, err = p.communicate(timeout=300)
         found.update(returncode=p.returncode, stderr=err[-3000:], spool_left=spool.exists(),
-                     outlived=[_comm(k) for k in seen if children.alive(k)])
+                     outlived=[comm(k) for k in seen if children.alive(k)])
     finally:
         if p.poll() is None:
             children.stop(p, grace_s=10, sig=signal.SIGTERM)
     return found
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 class BackgroundBoot:
