@@ -109,6 +109,10 @@ def test_a_session_long_process_counts_for_the_session_only(tmp_path):
     shutil.copy("/bin/sleep", exe)
     with leftovers.nothing_left(settle_s=0.5) as before:
         proc = subprocess.Popen([str(exe), "600"], env={**os.environ, leftovers.BACKGROUND_VAR: "1"})
+        # Popen returns once exec closed its pipe; the kernel renames the task a moment later
+        deadline = time.monotonic() + 10
+        while not leftovers.comm(proc.pid).startswith("qemu") and time.monotonic() < deadline:
+            time.sleep(0.01)
     try:
         found = leftovers.leftovers(before, settle_s=0.5, background=True)
         assert [f.pid for f in found] == [proc.pid]
