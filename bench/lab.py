@@ -47,7 +47,7 @@ def accel_label(accel: str) -> str:
 def boot_times(k: lab.LabKernel, boots: int) -> None:
     times, accels = [], set()
     for _ in range(boots):
-        res = lab.run(["true"], kernel=k.version, timeout=300)
+        res = lab.run(["true"], kernel=k.version, cpus=2, timeout=300)
         if res.returncode != 0:
             sys.exit(f"bench/lab.py: guest `true` exited {res.returncode}")
         times.append(res.boot_s)
@@ -66,7 +66,7 @@ def guest_throughput(k: lab.LabKernel, rounds: int, duration: float) -> None:
             lines.append(f"{loadgen} --backend {backend} --topology {topo} {extra} --duration {duration} "
                          f"--interval {duration} --json > {out}/{r}-{i}.json 2> {out}/{r}-{i}.err")
     try:
-        res = lab.run(["sh", "-c", "\n".join(lines)], kernel=k.version, timeout=120 + rounds * len(CASES) * (duration + 20))
+        res = lab.run(["sh", "-c", "\n".join(lines)], kernel=k.version, cpus=2, timeout=120 + rounds * len(CASES) * (duration + 20))
         if res.timed_out:
             sys.exit("bench/lab.py: the guest runs timed out")
         gbit: dict[int, list[float]] = {i: [] for i in range(len(CASES))}

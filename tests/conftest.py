@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 _shared_boot: BackgroundBoot | None = None
-LAB_FIXTURES = {"lab_guest", "lab_record", "lab_user_kernel", "lab_fault"}     # the tests that wait for the session's lab work
+LAB_FIXTURES = {"lab_guest", "lab_user_kernel", "lab_fault"}     # the tests that wait for the session's lab work
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -101,7 +101,7 @@ def lab_guest(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> SharedBoot:
 @pytest.fixture(scope="session")
 def lab_user_kernel(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> dict:
     """The prepared kernel as a user's build tree, booted by `lab run` and `record --kernel TREE`
-    in the session's lab work (lab_guest.py: USER_KERNEL_SCRIPT, USER_KERNEL_RECORD_ARGV)."""
+    in the session's lab work (lab_guest.py: USER_KERNEL_SCRIPT, RECORD_ARGV)."""
     assert _shared_boot is not None, "the session's lab work was not started"
     return _shared_boot.wait_user_kernel()
 
@@ -114,9 +114,3 @@ def lab_fault(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> dict:
     return _shared_boot.wait_fault()
 
 
-@pytest.fixture(scope="session")
-def lab_record(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> tuple[dict, Path]:
-    """`record --kernel` run by the session's lab work after the shared boot (lab_guest.py:
-    RECORD_ARGV): its status and stderr, and the dataset's path."""
-    assert _shared_boot is not None, "the session's lab work was not started"
-    return _shared_boot.wait_record()

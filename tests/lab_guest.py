@@ -7,19 +7,20 @@ parts, each writing into its own directory, a part's failure leaving the others 
 - ``basics`` (test_lab.py): ``uname -r`` on stdout, a line on stderr, the kernel release into a
   file of the project directory (writable in the guest); the script then exits 7, so the guest
   command's own status and output come back through ``lab.run``;
-- ``bcc`` (test_lab.py): a BCC program compiled against ``lab.headers_dir()``;
-- ``probes`` (test_probes_lab.py): the four probe tools attached through the API while the load
-  generator (zcrx-nodev) runs with their targets set before it starts (PROBES below);
+- ``probes`` (test_probes_lab.py): the four probe tools compiled by BCC against the lab kernel's
+  headers and attached through the API while the load generator (zcrx-nodev) runs with their
+  targets set before it starts (PROBES below);
 - ``zcrx`` (test_zcrx.py): every topology on zcrx-nodev over loopback (ZCRX_TOPOLOGIES);
 - ``wire`` (test_lab_wire.py): the boot has ``lab.run(wire=True)``'s virtio-net NIC; a zcrx-nodev
   receiver listens on it in the guest and this process's sender connects from the wire's network
   namespace on the host (WIRE_PORT; ``wire/tx.json``).
 
-The commands that boot a guest of their own cannot share it: `record --kernel` (test_collect_lab.py),
-`lab run` and `record` of a user's build tree (test_user_kernel_lab.py) and the fault suite's SIGKILL of
-QEMU in the middle of a recording (faults/test_fault_lab.py) run after it, one at a time, in the
-same background process, while the host tests run; the signals sent to `zcrxprof lab run` while
-QEMU starts stay in test_lab.py.
+The commands that boot a guest of their own cannot share it: `lab run` and `record` of the same
+kernel laid out as a user's build tree (test_user_kernel_lab.py; the recording is also
+test_collect_lab.py's) and the fault suite's SIGKILL of QEMU in the middle of `record --kernel
+VERSION` (faults/test_fault_lab.py) run after it, one at a time, in the same background process,
+while the host tests run; the signals sent to `zcrxprof lab run` while QEMU starts stay in
+test_lab.py.
 """
 from __future__ import annotations
 
@@ -49,9 +50,6 @@ ZCRX_TOPOLOGIES = {"single": 1, "workers": 1, "ifq-per-ring": 2, "shared-ifq": 2
 WIRE_PORT = 9419                   # the wire part's receiver (in the guest)
 WIRE_CONNECTIONS = 2
 
-BCC_PROGRAM = ("from bcc import BPF; b = BPF(text='int probe(void *ctx) { return 0; }'); "
-               "print(b.load_func('probe', BPF.KPROBE).fd > 0)")
-
 # run by the venv's Python in the guest (cwd: the project), PACED defined above it; prints one JSON object
 PROBES = r"""
 import json, subprocess, sys
@@ -67,7 +65,8 @@ try:
         tools[name].attach()
         out["report"][name] = tools[name].report_dicts()
         out["compile_s"][name] = tools[name].compile_s
-        out["headers"] = {"label": tools[name].headers.label, "matches": tools[name].headers.matches_kernel}
+        out["headers"] = {"label": tools[name].headers.label, "matches": tools[name].headers.matches_kernel,
+                          "path": str(tools[name].headers.path)}
     lg = subprocess.Popen(["sh", "-c", 'read _; exec "$0" "$@"', "loadgen/zcrx-loadgen", "--backend",
                            "zcrx-nodev", "--topology", "single", "--duration", "2", "--json", *PACED],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -97,18 +96,15 @@ class SharedBoot:
     out: Path
 
     def part(self, name: str) -> Path:
-        """The directory of one part (basics, bcc, probes, zcrx)."""
+        """The directory of one part (basics, probes, zcrx, wire)."""
         return self.out / name
 
 
 def _script(k: lab.LabKernel, out: Path) -> str:
     q = lambda p: shlex.quote(str(p))
-    lines = [f"mkdir -p {q(out / 'basics')} {q(out / 'bcc')} {q(out / 'probes')} {q(out / 'zcrx')} {q(out / 'wire')}",
+    lines = [f"mkdir -p {q(out / 'basics')} {q(out / 'probes')} {q(out / 'zcrx')} {q(out / 'wire')}",
              # basics: stdout and stderr of the guest command itself
              f"uname -r; cat /proc/sys/kernel/osrelease > {q(out / 'basics' / 'osrelease')}; echo to-stderr >&2",
-             # bcc
-             f"BCC_KERNEL_SOURCE={q(lab.headers_dir(k.version))} /usr/bin/python3 -c {q(BCC_PROGRAM)} "
-             f"> {q(out / 'bcc' / 'out')} 2> {q(out / 'bcc' / 'err')}",
              # probes
              f"PYTHONPATH={q(ROOT)} {q(sys.executable)} {q(out / 'probes.py')} > {q(out / 'probes' / 'out')} 2> {q(out / 'probes' / 'err')}; "
              f"echo $? > {q(out / 'probes' / 'rc')}"]
@@ -133,10 +129,8 @@ def _script(k: lab.LabKernel, out: Path) -> str:
 
 USER_KERNEL_SCRIPT = ("uname -r; {loadgen} --kernel-features; modprobe veth && echo veth-loaded; "
                       "{loadgen} --backend zcrx --ifname eth0 --queue 0 --topology shared-ifq --share-uapi v4")
-USER_KERNEL_RECORD_ARGV = ["--topology", "single", "--duration", "1", "--repeat", "1", "--probes", "none",
-                           "--name", "mine", *PACED]              # test_user_kernel_lab.py's recording
 RECORD_ARGV = ["--topology", "single,shared-ifq", "--rings", "2", "--duration", "2", "--repeat", "1",
-               "--probes", "zcrxstat", "--name", "lab", *PACED]    # test_collect_lab.py's recording
+               "--probes", "zcrxstat", "--name", "lab", *PACED]    # the build tree's recording
 FAULT_NAME = "fault-qemu-killed"                                   # faults/test_fault_lab.py's recording
 FAULT_ARGV = ["--probes", "none", "--topology", "single", "--repeat", "4", "--duration", "3", *PACED,
               "--name", FAULT_NAME]
@@ -159,9 +153,9 @@ def _wire_sender(d: Path) -> None:
 
 def _run_background(version: str, out: Path) -> None:
     """The session's lab work, one guest at a time: boot ``version`` once and run every part
-    (``out/result.json``: the LabResult), then ``record --kernel`` (``out/record.json``: its
-    status and stderr; the dataset in ``out/record/lab``), then the same kernel as a user's build
-    tree: ``lab run`` and ``record`` (``out/user-kernel.json``; the dataset in ``out/user-kernel/mine``)."""
+    (``out/result.json``: the LabResult), then the same kernel as a user's build tree: ``lab run``
+    and ``record`` (``out/user-kernel.json``; the dataset in ``out/user-kernel/lab``), then
+    ``record --kernel VERSION`` with its QEMU killed (``out/fault-lab.json``)."""
     k = lab.prepared(version)
     (out / "probes.py").write_text(f"PACED = {PACED!r}\n" + PROBES)
     (out / "guest.sh").write_text(_script(k, out))
@@ -170,16 +164,12 @@ def _run_background(version: str, out: Path) -> None:
     res = lab.run(["sh", str(out / "guest.sh")], kernel=k.version, cwd=ROOT, timeout=TIMEOUT_S, wire=True)
     (out / "wire" / "netns_after").write_text(json.dumps(sorted(p.name for p in wire.NETNS_DIR.glob("*"))))
     (out / "result.json").write_text(json.dumps(lab.result_dict(res)))
-    p = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", version, *RECORD_ARGV,
-                        "--out", str(out / "record")], capture_output=True, text=True, timeout=TIMEOUT_S,
-                       stdin=subprocess.DEVNULL)
-    (out / "record.json").write_text(json.dumps({"returncode": p.returncode, "stderr": p.stderr[-3000:]}))
-    # test_user_kernel_lab.py: the prepared kernel presented as a user's build tree, `lab run` then `record`
+    # the prepared kernel presented as a user's build tree: `lab run`, then `record` (RECORD_ARGV)
     tree = debian_kernel_as_build_tree(k, out / "user-kernel" / "linux")
     run = subprocess.run([sys.executable, "-m", "zcrxprof", "lab", "run", "--kernel", str(tree), "--", "sh", "-c",
                           USER_KERNEL_SCRIPT.format(loadgen=LOADGEN)], capture_output=True, text=True,
                          timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
-    rec = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", str(tree), *USER_KERNEL_RECORD_ARGV,
+    rec = subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--kernel", str(tree), *RECORD_ARGV,
                           "--out", str(out / "user-kernel")], capture_output=True, text=True, timeout=TIMEOUT_S,
                          stdin=subprocess.DEVNULL)
     (out / "user-kernel.json").write_text(json.dumps({
@@ -258,15 +248,11 @@ class BackgroundBoot:
     def wait_user_kernel(self) -> dict:
         """The build-tree part: ``tree``, ``run`` and ``record`` (status, output), ``dataset`` (path)."""
         found = json.loads(self._wait_for("user-kernel.json").read_text())
-        return {**found, "dataset": self.out / "user-kernel" / "mine"}
+        return {**found, "dataset": self.out / "user-kernel" / "lab"}
 
     def wait_fault(self) -> dict:
         """The QEMU-killed recording (``_qemu_killed_mid_recording``'s findings)."""
         return json.loads(self._wait_for("fault-lab.json").read_text())
-
-    def wait_record(self) -> tuple[dict, Path]:
-        """``record --kernel``'s status and stderr, and its dataset's path."""
-        return json.loads(self._wait_for("record.json").read_text()), self.out / "record" / "lab"
 
     def stop(self) -> None:
         """Stop the lab work if it still runs (a session that never waited for it); remove its files."""

@@ -1,5 +1,7 @@
-"""`record --kernel VER` runs the whole recording inside the kernel lab guest (one boot) and yields a
-dataset labelled lab / zcrx-nodev / its accelerator, with the shared-ifq import evidence."""
+"""`record --kernel` runs the whole recording inside the kernel lab guest (one boot) and yields a
+dataset labelled lab / zcrx-nodev / its accelerator, with the shared-ifq import evidence. The
+recording is the one of the lab kernel laid out as a build tree (test_user_kernel_lab.py checks its
+identity; a kernel named by version boots the same way, and faults/test_fault_lab.py records with one)."""
 from __future__ import annotations
 
 import pytest
@@ -9,10 +11,10 @@ from zcrxprof import dataset, lab
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
 
-def test_record_kernel_produces_a_labelled_lab_dataset(lab_record, lab_kernel):
+def test_record_kernel_produces_a_labelled_lab_dataset(lab_user_kernel, lab_kernel):
     """lab_guest.py: RECORD_ARGV (single and shared-ifq, 2 rings, zcrxstat), run by the session's
     lab work beside the host tests."""
-    status, path = lab_record
+    status, path = lab_user_kernel["record"], lab_user_kernel["dataset"]
     kernel = lab_kernel.version
     assert status["returncode"] == 0, status["stderr"]
     assert dataset.validate(path) == []

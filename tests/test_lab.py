@@ -1,8 +1,9 @@
 """The kernel lab: prepare (cold when the tree is missing), run a command in the guest and get its
 real status and output back, the BCC header tree, host-side errors, the timeout and the signals
 (SIGTERM, SIGHUP, SIGKILL to `zcrxprof lab run`) that leave no vng or QEMU behind, and the KVM → TCG
-fallback (with a stand-in for vng). The status and BCC checks run in the lab guest boot the lab tests
-share (tests/lab_guest.py, under TCG here); SIGKILL stops a real QEMU while it boots; the timeout,
+fallback (with a stand-in for vng). The status checks run in the lab guest boot the lab tests share
+(tests/lab_guest.py, under TCG here; BCC compiling there against the header tree is
+test_probes_lab.py's); SIGKILL stops a real QEMU while it boots; the timeout,
 SIGTERM and SIGHUP go through the same guard and group kill with the stand-in vng, in seconds."""
 from __future__ import annotations
 
@@ -60,11 +61,6 @@ def test_guest_command_status_and_output_come_back(lab_guest, lab_kernel):
     assert res.accelerator in ("kvm", "tcg") and res.kernel == lab_kernel.version
     assert 0 < res.boot_s < 400 and not res.timed_out
     assert lab.group_members(res.pgid) == []
-
-
-def test_bcc_compiles_in_the_guest_against_the_lab_headers(lab_guest):
-    out = lab_guest.part("bcc")
-    assert (out / "out").read_text().strip() == "True", (out / "err").read_text()[-2000:]
 
 
 def test_run_rejects_bad_arguments_before_booting(lab_kernel):

@@ -13,6 +13,8 @@ import json
 
 import pytest
 
+from zcrxprof import lab
+
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
 
@@ -34,7 +36,8 @@ def _val(rows, tid, metric):
     return sum(r["value"] for r in rows if r["tid"] == tid and r["metric"] == metric)
 
 
-def test_everything_attaches_in_the_guest_with_its_own_headers(guest):
+def test_everything_attaches_in_the_guest_with_its_own_headers(guest, lab_kernel):
+    assert guest["headers"]["path"] == str(lab.headers_dir(lab_kernel.version))   # BCC compiled against them
     assert guest["place"] == {"where": "lab", "kernel": guest["kernel"],
                               "emulated_timing": guest["accelerator"] == "tcg"}
     assert guest["headers"]["matches"] and guest["kernel"] in guest["headers"]["label"]

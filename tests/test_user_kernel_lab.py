@@ -32,7 +32,7 @@ def test_lab_run_boots_a_build_tree(lab_kernel, lab_user_kernel):
 
 
 def test_record_on_a_build_tree_keeps_its_identity(lab_kernel, lab_user_kernel):
-    """lab_guest.py: USER_KERNEL_RECORD_ARGV, run by the session's lab work beside the host tests."""
+    """lab_guest.py: RECORD_ARGV, run by the session's lab work beside the host tests."""
     tree, p, path = lab_user_kernel["tree"], lab_user_kernel["record"], lab_user_kernel["dataset"]
     assert p["returncode"] == 0, p["stderr"]
     ds = dataset.load(path)

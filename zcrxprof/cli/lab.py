@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ru = sub.add_parser("run", help="boot the lab kernel and run CMD as root in the guest")
     ru.add_argument("--kernel", metavar="VERSION|PATH",
                     help="a prepared kernel's version, or your own kernel build tree or bzImage (a path)")
-    ru.add_argument("--cpus", type=int, default=2)
+    ru.add_argument("--cpus", type=int, help="the guest's CPUs (default 2 with KVM, 1 under TCG, where a second "
+                    "emulated CPU costs two to three times the host CPU time)")
     ru.add_argument("--memory", default="4G")
     ru.add_argument("--timeout", type=float, default=600.0, help="seconds before the guest is killed (default 600)")
     ru.add_argument("--rwdir", action="append", default=[], metavar="DIR",
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(res.stdout)
         sys.stderr.write(res.stderr)
-        label = "emulated (TCG)" if res.emulated_timing else "KVM"
+        label = f"{'emulated (TCG)' if res.emulated_timing else 'KVM'}, {res.cpus} CPU{'s' if res.cpus > 1 else ''}"
         note = f"; killed after {args.timeout:.0f} s" if res.timed_out else ""
         print(f"zcrxprof lab: {res.kernel}, {label}, boot {res.boot_s:.1f} s, command {res.command_s:.1f} s, "
               f"exit {res.returncode}{note}", file=sys.stderr)

@@ -33,6 +33,10 @@ from zcrxprof.lab.userkernel import UserKernel
 
 DEFAULT_TIMEOUT_S = 600.0
 MAX_GUEST_CPUS = 256          # QEMU's q35 machine with TCG: more is a typo
+# guest CPUs when the caller names none: under TCG one, because a second emulated CPU spins in the
+# guest's locks whenever the host deschedules the other one's thread (docs/lab.md: beside a CPU hog
+# on 2 cores, a boot and a BCC compile cost 47-86 CPU-s with two, 24 with one, and took longer)
+DEFAULT_CPUS = {"kvm": 2, "tcg": 1}
 KVM_FAILED = b"KVM internal error"  # QEMU's message when KVM cannot run the guest (it then hangs)
 KVM_BOOT_DEADLINE_S = 30.0   # a trial KVM boot that has not started the command by then failed
 
@@ -51,6 +55,7 @@ class LabResult:
     timed_out: bool = False
     pgid: int = 0                # process group of vng and QEMU (all killed before returning)
     wire_netns: str = ""         # --wire: the host end's network namespace (removed before returning)
+    cpus: int = 0                # the guest's CPUs
 
     @property
     def emulated_timing(self) -> bool:
@@ -202,12 +207,12 @@ def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int,
             rc = 125   # the guest died (or vng gave up) while the command ran
         return LabResult(rc, read("stdout"), read("wire.err") + read("stderr"), accel, k.version,
                          boot_s=started_at[0] - t0, command_s=t_end - started_at[0], timed_out=timed_out,
-                         pgid=proc.pid, wire_netns=wire_netns)
+                         pgid=proc.pid, wire_netns=wire_netns, cpus=cpus)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = "4G",
+def run(cmd: list[str], kernel: str | None = None, cpus: int | None = None, memory: str = "4G",
         timeout: float = DEFAULT_TIMEOUT_S, rwdirs: list[str | Path] | None = None,
         cwd: str | Path | None = None, env: dict[str, str] | None = None, wire: bool = False) -> LabResult:
     """Boot the lab kernel, run ``cmd`` as root in the guest and return its status and output.
@@ -217,8 +222,9 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
 
     The project directory (and ``rwdirs``) are writable in the guest, the rest of the host's root
     filesystem is shared read-only. KVM is tried first and TCG used when KVM fails (one notice on
-    stderr); the working accelerator is remembered. After ``timeout`` seconds the guest is killed
-    and the result has ``timed_out`` set and returncode 124.
+    stderr); the working accelerator is remembered. ``cpus``: the guest's CPUs (default
+    ``DEFAULT_CPUS`` of the accelerator: 2 with KVM, 1 under TCG). After ``timeout`` seconds the
+    guest is killed and the result has ``timed_out`` set and returncode 124.
 
     ``wire``: the guest gets a virtio-net NIC wired to a tap in the network namespace
     ``wire.netns_name()`` (made here, removed before returning), guest ``wire.GUEST_ADDR``, host
@@ -226,7 +232,7 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
     """
     if not cmd:
         raise UsageError("lab run: no command given")
-    if not 1 <= cpus <= MAX_GUEST_CPUS:
+    if cpus is not None and not 1 <= cpus <= MAX_GUEST_CPUS:
         raise UsageError(f"lab run: --cpus must be 1..{MAX_GUEST_CPUS} (got {cpus})")
     if not re.fullmatch(r"\d+[MG]?", memory):
         raise UsageError(f"lab run: --memory must look like 4G or 2048M (got {memory!r})")
@@ -253,7 +259,7 @@ def run(cmd: list[str], kernel: str | None = None, cpus: int = 2, memory: str = 
             wire_mod.remove(netns)
 
 
-def _boot(k: LabKernel | UserKernel, cmd: list[str], cpus: int, memory: str, timeout: float, dirs: list[Path],
+def _boot(k: LabKernel | UserKernel, cmd: list[str], cpus: int | None, memory: str, timeout: float, dirs: list[Path],
           where: Path, guest_env: dict[str, str], netns: str) -> LabResult:
     """KVM when it may work, else (or when it cannot boot the guest) TCG, booting again when the
     guest ended before the command started."""
@@ -261,7 +267,8 @@ def _boot(k: LabKernel | UserKernel, cmd: list[str], cpus: int, memory: str, tim
     if accel != "tcg":
         # every KVM boot has the trial deadline, also where KVM worked before: this kernel (or a
         # changed host) may still fail under it, and then TCG runs the command
-        res = _boot_once(k, "kvm", cmd, cpus, memory, timeout, dirs, where, guest_env, KVM_BOOT_DEADLINE_S, netns)
+        res = _boot_once(k, "kvm", cmd, cpus or DEFAULT_CPUS["kvm"], memory, timeout, dirs, where, guest_env,
+                         KVM_BOOT_DEADLINE_S, netns)
         if res is not None:
             accelerator.record_accelerator("kvm")
             return res
@@ -269,7 +276,8 @@ def _boot(k: LabKernel | UserKernel, cmd: list[str], cpus: int, memory: str, tim
               file=sys.stderr)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         try:
-            res = _boot_once(k, "tcg", cmd, cpus, memory, timeout, dirs, where, guest_env, wire_netns=netns)
+            res = _boot_once(k, "tcg", cmd, cpus or DEFAULT_CPUS["tcg"], memory, timeout, dirs, where, guest_env,
+                             wire_netns=netns)
             break
         except _NotStarted as exc:
             if attempt == BOOT_ATTEMPTS:
