@@ -88,6 +88,20 @@ def test_short_record_produces_a_valid_labelled_dataset(tmp_path):
     # zcrxstat is either left out with the reason (probes auto) or reported unavailable with one
     assert any("zcrxstat left out" in n for n in meta["notes"]) or \
         any(r["tool"] == "zcrxstat" and (r["status"] == "attached" or r["reason"]) for r in meta["probes"])
+    # pagepool watches the receiving NIC's page pool: left out on the copy backend, with the reason
+    assert "pagepool" not in {r["tool"] for r in meta["probes"]}
+    assert [n for n in meta["notes"] if "pagepool left out" in n] == [
+        "probes auto: pagepool left out: backend copy receives through no NIC page pool (only --backend zcrx "
+        "does; --probes all tries anyway)"], meta["notes"]
+
+
+def test_probes_auto_attaches_pagepool_only_with_the_zcrx_backend():
+    from zcrxprof.collect.probeset import auto_tools
+    for backend in ("copy", "zcrx-nodev", "zcrx"):
+        tools, notes = auto_tools(backend)
+        assert ("pagepool" in tools) == (backend == "zcrx"), (backend, tools)
+        assert any("pagepool left out" in n for n in notes) == (backend != "zcrx"), (backend, notes)
+        assert tools[:2] == ["ringsched", "uringwork"]
 
 
 def test_sigint_mid_run_leaves_a_partial_dataset_and_nothing_behind(tmp_path):

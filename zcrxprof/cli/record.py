@@ -73,7 +73,7 @@ def register(subparsers) -> None:
                         "hash and zcrx features go into the dataset)")
     p.add_argument("--probes", default="auto", metavar="LIST",
                    help="kernel probe tools: ringsched,uringwork,zcrxstat,pagepool, all, none or auto "
-                        "(default auto: zcrxstat where kernel-function probes work, pagepool with a zcrx NIC)")
+                        "(default auto: zcrxstat where kernel-function probes work, pagepool with --backend zcrx)")
     p.add_argument("--sender", default="netns", choices=("netns", "local"),
                    help="sender in its own namespace over veth (default) or in this one over loopback")
     p.add_argument("--peer", action="append", default=[], metavar="[USER@]HOST[:PORT]",

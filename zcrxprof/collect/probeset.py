@@ -15,12 +15,13 @@ from zcrxprof.errors import UsageError, ZcrxprofError
 TOOLS = ("ringsched", "uringwork", "zcrxstat", "pagepool")   # in attach order
 
 
-def auto_tools() -> tuple[list[str], list[str]]:
-    """The tools worth attaching here, and one note per tool left out (and why).
+def auto_tools(backend: str) -> tuple[list[str], list[str]]:
+    """The tools worth attaching to a recording with ``backend``, and one note per tool left out (and why).
 
     ``zcrxstat`` probes kernel functions: only where kprobes exist or fentry attaches (tried, as
-    ``zcrxprof doctor`` does). ``pagepool`` watches a real NIC's page pool and NAPI: only with a
-    zcrx-capable NIC. The scheduler and io_uring tracepoint tools always.
+    ``zcrxprof doctor`` does). ``pagepool`` watches the page pool and NAPI of the NIC that receives:
+    only with ``--backend zcrx`` (the other backends receive over loopback or a veth). The scheduler
+    and io_uring tracepoint tools always.
     """
     from zcrxprof import doctor
     tools, notes = ["ringsched", "uringwork"], []
@@ -30,12 +31,11 @@ def auto_tools() -> tuple[list[str], list[str]]:
         tools.append("zcrxstat")
     else:
         notes.append(f"probes auto: zcrxstat left out: {kprobes.detail}; {fentry.detail} (--probes all tries anyway)")
-    nic = doctor.check_zcrx_nic()
-    if nic.ok:
+    if backend == "zcrx":
         tools.append("pagepool")
     else:
-        notes.append("probes auto: pagepool left out: no zcrx-capable NIC, so no page pool or NAPI of interest "
-                     "(--probes all tries anyway)")
+        notes.append(f"probes auto: pagepool left out: backend {backend} receives through no NIC page pool "
+                     "(only --backend zcrx does; --probes all tries anyway)")
     return tools, notes
 
 

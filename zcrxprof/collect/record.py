@@ -313,7 +313,7 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
             probes, notes = None, []
             tools = opts.probes
             if tools == ["auto"]:
-                tools, notes = auto_tools()
+                tools, notes = auto_tools(opts.backend)
             if tools:
                 probes = stack.enter_context(ProbeSet(tools))
                 report = probes.attach()
