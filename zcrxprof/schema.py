@@ -272,13 +272,19 @@ def empty_frame(table: str) -> pd.DataFrame:
     return conform(table, pd.DataFrame({c: [] for c in TABLES[table].column_names}))
 
 
+# the pandas dtype each schema dtype conforms to, where holding it already means no conversion is due
+_EXACT = {"int64": "int64", "float64": "float64", "bool": "bool", "timestamp": "datetime64[us, UTC]"}
+
+
 def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Columns of ``table`` in schema order and dtype; missing strings become "", missing ints -1."""
     out = {}
     n = len(frame)
     for col in TABLES[table].columns:
         s = frame[col.name] if col.name in frame.columns else pd.Series([None] * n, index=frame.index, dtype=object)
-        if col.dtype == "int64":
+        if str(s.dtype) == _EXACT.get(col.dtype):
+            pass                                   # already the schema's dtype (no missing values possible)
+        elif col.dtype == "int64":
             s = pd.to_numeric(s, errors="coerce").fillna(-1).astype("int64")
         elif col.dtype == "float64":
             s = pd.to_numeric(s, errors="coerce").astype("float64")
