@@ -197,6 +197,24 @@ def test_collectors_through_the_plugin_protocol(workload, tmp_path):
     assert _no_perf_child_of_ours()
 
 
+def test_stat_stop_returns_the_whole_output_while_perf_still_closes_its_counters(workload, tmp_path):
+    """stop() returns once perf is closing its counters (tracepoints unregister slowly), with every
+    line perf ever writes: the file read after perf exited parses to the same frame."""
+    from zcrxprof.perf.stat import parse_stat
+    events = [*tool.SOFTWARE_EVENTS, *tool.available_tracepoints(tool.TRACEPOINTS)[0]]
+    s = StatSession(PERF, sorted(_threads(workload.pid).values()), events, tmp_path / "out", interval_ms=200)
+    s.start()
+    time.sleep(0.5)
+    frame = s.stop()
+    left = s.draining
+    s.finish()
+    assert s.draining is None and (left is None or left.poll() is not None)
+    assert _no_perf_child_of_ours()
+    after = parse_stat((tmp_path / "out").read_text(), s.fmt)
+    assert len(frame) > 0 and frame.equals(after)
+    assert frame["t"].nunique() >= 2          # the ticks, then the last, partial interval
+
+
 def _no_perf_child_of_ours() -> bool:
     me = str(os.getpid())
     for stat in Path("/proc").glob("[0-9]*/stat"):

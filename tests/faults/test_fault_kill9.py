@@ -45,9 +45,10 @@ def test_sigkill_of_record_then_the_next_record_leaves_nothing(phase, tmp_path, 
     p, markers, _ = start(phase, tmp_path, clean, *PLAN)
     wait_reached(p, markers)
     helpers = _children_named(p.pid)
-    if phase == "midrun":      # the second run's load generators and its perf stat are running
-        assert sorted(helpers.values()).count("perf") == 1, helpers
-        assert len(helpers) == 3, helpers
+    if phase == "midrun":      # the second run's load generators and its perf stat are running (the
+        # first run's perf may still be closing its counters: PerfStatCollector reaps it later)
+        names = sorted(helpers.values())
+        assert names.count("perf") in (1, 2) and names.count("zcrx-loadgen") == 2, helpers
     p.send_signal(signal.SIGKILL)
     p.communicate(timeout=30)
     count(f"faults injected: SIGKILL of record at {phase}")

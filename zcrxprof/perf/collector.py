@@ -87,12 +87,16 @@ class PerfStatCollector:
         tracepoints, self.missing_tracepoints = available_tracepoints(TRACEPOINTS)
         self.events = [*SOFTWARE_EVENTS, *tracepoints, *HARDWARE_EVENTS]
         self.session: StatSession | None = None
+        self.draining: list[StatSession] = []      # stopped sessions whose perf still closes its counters
         self.bpf: dict[str, list[dict]] = {}
         self._noted = False
 
     def start(self, ctx) -> None:
         """Attach perf stat to the run's threads."""
         _labels(self.perf, ctx)
+        for done in [d for d in self.draining if d.draining is None or d.draining.poll() is not None]:
+            done.finish()
+            self.draining.remove(done)
         tids = sorted(set(ctx.tids.values())) or [ctx.pid]
         out = Path(ctx.workdir) / f"perf-stat.{'json' if self.perf.stat_json else 'csv'}"
         self.bpf = bpf_tracepoint_programs()
@@ -109,6 +113,8 @@ class PerfStatCollector:
             self.bpf.setdefault(tp, []).extend(p for p in progs if p not in self.bpf.get(tp, []))
         from zcrxprof.perf.stat import mark_suppressed
         frame, suppressed = mark_suppressed(_names(session.stop(), ctx), set(self.bpf))
+        if session.draining is not None:
+            self.draining.append(session)
         if suppressed:
             progs = sorted({f"prog {p['prog_id']} (pid {p['pid']})" for e in suppressed
                             for p in self.bpf.get(e.partition(":")[2], [])})
@@ -138,10 +144,12 @@ class PerfStatCollector:
         return notes
 
     def close(self) -> None:
-        """Stop a session left running by an interrupted recording."""
+        """Stop a session left running by an interrupted recording; reap the perfs still closing."""
         if self.session is not None:
             self.session.abort()
             self.session = None
+        while self.draining:
+            self.draining.pop().finish()
 
 
 class PerfProfileCollector:
