@@ -62,6 +62,8 @@ struct lg_config {
 	bool preflight;                 /* --preflight: check, set up and register, release, exit */
 	int ports;                      /* --ports N (sender): connection i to PORT + i mod N; 1 = one port */
 	bool setup_nic;                 /* --backend zcrx: apply and restore NIC settings */
+	const char *nic_transcript;     /* --nic-transcript FILE: every NIC operation, one JSON line each */
+	const char *nic_model;          /* --nic-model FILE: a modelled NIC answers (--preflight only) */
 	bool kernel_features;           /* --kernel-features: print the zcrx kernel facts and exit */
 	bool share_v4;                  /* --share-uapi v4: shared-ifq rings join ring 0's ifq with the
 	                                 * never-merged v4 series' IORING_ZCRX_IFQ_REG_SHARE */

@@ -17,7 +17,7 @@ static const struct { int err; const char *name; } names[] = {
 	{ ENETUNREACH, "ENETUNREACH" }, { ECONNRESET, "ECONNRESET" }, { ENOBUFS, "ENOBUFS" },
 	{ ETIMEDOUT, "ETIMEDOUT" }, { ECONNREFUSED, "ECONNREFUSED" }, { EHOSTUNREACH, "EHOSTUNREACH" },
 	{ ETIME, "ETIME" }, { ECANCELED, "ECANCELED" }, { ENOTSOCK, "ENOTSOCK" },
-	{ EAFNOSUPPORT, "EAFNOSUPPORT" },
+	{ EAFNOSUPPORT, "EAFNOSUPPORT" }, { EISDIR, "EISDIR" }, { EMSGSIZE, "EMSGSIZE" },
 };
 
 const char *errno_name(int err)
@@ -29,6 +29,14 @@ const char *errno_name(int err)
 			return names[i].name;
 	snprintf(buf, sizeof(buf), "E%d", err);
 	return buf;
+}
+
+int errno_number(const char *name)
+{
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(names[i].name, name))
+			return names[i].err;
+	return 0;
 }
 
 void lg_error_set(struct lg_error *e, const char *call, int err, const char *fmt, ...)

@@ -14,5 +14,7 @@ void lg_error_set(struct lg_error *e, const char *call, int err, const char *fmt
 
 /* "EOPNOTSUPP" for EOPNOTSUPP, "E123" for unknown numbers. */
 const char *errno_name(int err);
+/* EOPNOTSUPP for "EOPNOTSUPP"; 0 for a name not in the table. */
+int errno_number(const char *name);
 
 #endif

@@ -2,7 +2,9 @@
  *
  * Driver, channels, ntuple-filters, RSS and ntuple rules go through the ethtool ioctls; the ring
  * parameters tcp-data-split and hds-thresh through ethtool netlink (the ioctl has neither, and
- * Debian 12's ethtool 6.1 cannot set tcp-data-split nor show hds-thresh).
+ * Debian 12's ethtool 6.1 cannot set tcp-data-split nor show hds-thresh). Every operation on the
+ * NIC passes one door (nic_ifindex, nic_ethtool, nic_rings_get, nic_rings_set): the kernel answers,
+ * or the modelled NIC of --nic-model (nic_model.c); with --nic-transcript each is one JSON line.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "nic.h"
+#include "nic_model.h"
 #include "report.h"
 
 #define RESTORE_TRIES 40        /* x 50 ms: the kernel releases a closed ring's queue asynchronously */
@@ -51,6 +54,7 @@ struct genl {
 	uint32_t monitor;               /* its "monitor" multicast group (change notifications) */
 	uint32_t seq;
 	unsigned ifindex;
+	const char *ifname;             /* the device, for the transcript and the model */
 	int notified;                   /* RINGS_NTF seen for ifindex during the last call */
 	char extack[160];               /* the kernel's message with the last error, "" if none */
 };
@@ -223,6 +227,7 @@ static int genl_open(struct genl *g, const struct nic_state *st, struct lg_error
 
 	memset(g, 0, sizeof(*g));
 	g->ifindex = st->ifindex;
+	g->ifname = st->ifname;
 	g->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
 	if (g->fd < 0) {
 		lg_error_set(err, "socket(NETLINK_GENERIC)", errno, "%s (%s): ethtool netlink", st->ifname, st->driver);
@@ -272,7 +277,7 @@ static void rings_reply(struct genl *g, uint8_t cmd, struct nlattr *a, char *end
 
 /* tcp-data-split and hds-thresh as the kernel reports them. 0, or -errno (EOPNOTSUPP: no ring
  * parameters at all, as on veth and lo). */
-static int rings_get(struct genl *g, struct rings *out)
+static int genl_rings_get(struct genl *g, struct rings *out)
 {
 	struct nlreq r;
 
@@ -285,7 +290,7 @@ static int rings_get(struct genl *g, struct rings *out)
 
 /* Set tcp-data-split (split >= 0) and/or hds-thresh (hds >= 0). 0, or -errno with g->extack;
  * g->notified says whether the kernel changed anything (it notifies only then). */
-static int rings_set(struct genl *g, int split, int64_t hds)
+static int genl_rings_set(struct genl *g, int split, int64_t hds)
 {
 	struct nlreq r;
 	uint8_t s = (uint8_t)split;
@@ -314,6 +319,277 @@ static const char *split_name(int split)
 	}
 }
 
+/* ---- the one door to the NIC: the kernel or the model, each operation transcribed ---------- */
+
+static FILE *transcript;        /* --nic-transcript: one JSON line per operation, line-buffered */
+static unsigned transcript_seq;
+
+int nic_transcript_open(const char *path, struct lg_error *err)
+{
+	transcript = fopen(path, "we");
+	if (!transcript) {
+		lg_error_set(err, "fopen", errno, "--nic-transcript %s", path);
+		return -1;
+	}
+	setvbuf(transcript, NULL, _IOLBF, 0);   /* a run killed part-way keeps every line written */
+	return 0;
+}
+
+static const char *ethtool_op(uint32_t cmd)
+{
+	switch (cmd) {
+	case ETHTOOL_GDRVINFO: return "ETHTOOL_GDRVINFO";
+	case ETHTOOL_GCHANNELS: return "ETHTOOL_GCHANNELS";
+	case ETHTOOL_GFLAGS: return "ETHTOOL_GFLAGS";
+	case ETHTOOL_SFLAGS: return "ETHTOOL_SFLAGS";
+	case ETHTOOL_GRXRINGS: return "ETHTOOL_GRXRINGS";
+	case ETHTOOL_GRXFHINDIR: return "ETHTOOL_GRXFHINDIR";
+	case ETHTOOL_SRXFHINDIR: return "ETHTOOL_SRXFHINDIR";
+	case ETHTOOL_GRXCLSRLCNT: return "ETHTOOL_GRXCLSRLCNT";
+	case ETHTOOL_GRXCLSRLALL: return "ETHTOOL_GRXCLSRLALL";
+	case ETHTOOL_GRXCLSRULE: return "ETHTOOL_GRXCLSRULE";
+	case ETHTOOL_SRXCLSRLINS: return "ETHTOOL_SRXCLSRLINS";
+	case ETHTOOL_SRXCLSRLDEL: return "ETHTOOL_SRXCLSRLDEL";
+	default: return "ETHTOOL_?";
+	}
+}
+
+/* A transcript line begins {"seq":N,"op":..,"ifname":..,"answered_by":"kernel"|"model"; false: none. */
+static bool line_begin(struct jbuf *j, const char *op, const char *ifname)
+{
+	if (!transcript)
+		return false;
+	memset(j, 0, sizeof(*j));
+	jb_raw(j, "{");
+	jb_u64(j, "seq", ++transcript_seq);
+	jb_str(j, "op", op);
+	jb_str(j, "ifname", ifname);
+	jb_str(j, "answered_by", nic_model_active() ? "model" : "kernel");
+	return true;
+}
+
+/* ... and ends with "result": "ok" or the errno's name. */
+static void line_end(struct jbuf *j, int ret, const char *extack)
+{
+	jb_str(j, "result", ret ? errno_name(-ret) : "ok");
+	if (extack && extack[0])
+		jb_str(j, "extack", extack);
+	jb_raw(j, "}\n");
+	fputs(j->s, transcript);
+	free(j->s);
+}
+
+static void list_u32(struct jbuf *j, const char *key, const uint32_t *v, uint32_t n)
+{
+	char num[16];
+
+	jb_key(j, key);
+	jb_raw(j, "[");
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%s%u", i ? "," : "", v[i]);
+		jb_raw(j, num);
+	}
+	jb_raw(j, "]");
+}
+
+static void rule_fields(struct jbuf *j, const struct ethtool_rx_flow_spec *fs)
+{
+	uint32_t flow = fs->flow_type & ~(uint32_t)(FLOW_EXT | FLOW_MAC_EXT | FLOW_RSS);
+
+	jb_u64(j, "location", fs->location);
+	jb_str(j, "flow_type", flow == TCP_V4_FLOW ? "tcp4" : flow == TCP_V6_FLOW ? "tcp6" : "other");
+	jb_u64(j, "dst_port", ntohs(flow == TCP_V6_FLOW ? fs->h_u.tcp_ip6_spec.pdst : fs->h_u.tcp_ip4_spec.pdst));
+	if (fs->ring_cookie == RX_CLS_FLOW_DISC)
+		jb_str(j, "queue", "drop");
+	else
+		jb_u64(j, "queue", ethtool_get_flow_spec_ring(fs->ring_cookie));
+}
+
+/* "write": what the request carries to the device (the settings written, the entry asked for). */
+static void ethtool_written(struct jbuf *j, uint32_t c, const void *cmd)
+{
+	const struct ethtool_value *v = cmd;
+	const struct ethtool_rxfh_indir *t = cmd;
+	const struct ethtool_rxnfc *nfc = cmd;
+
+	if (c != ETHTOOL_SFLAGS && c != ETHTOOL_GRXFHINDIR && c != ETHTOOL_SRXFHINDIR && c != ETHTOOL_GRXCLSRULE &&
+	    c != ETHTOOL_SRXCLSRLINS && c != ETHTOOL_SRXCLSRLDEL)
+		return;
+	jb_key(j, "write");
+	jb_raw(j, "{");
+	if (c == ETHTOOL_SFLAGS) {
+		jb_u64(j, "flags", v->data);
+		jb_bool(j, "ntuple", v->data & ETH_FLAG_NTUPLE);
+	} else if (c == ETHTOOL_GRXFHINDIR) {
+		jb_u64(j, "size", t->size);
+	} else if (c == ETHTOOL_SRXFHINDIR) {   /* size 0: back to the driver's default spread */
+		jb_u64(j, "size", t->size);
+		if (t->size)
+			list_u32(j, "table", t->ring_index, t->size);
+	} else if (c == ETHTOOL_SRXCLSRLINS) {
+		rule_fields(j, &nfc->fs);
+	} else {
+		jb_u64(j, "location", nfc->fs.location);
+	}
+	jb_raw(j, "}");
+}
+
+/* "read": what the device answered (operations that read, when they succeeded); table: a
+ * GRXFHINDIR asked for the entries, not only the size. */
+static void ethtool_read(struct jbuf *j, uint32_t c, const void *cmd, bool table)
+{
+	const struct ethtool_drvinfo *di = cmd;
+	const struct ethtool_channels *ch = cmd;
+	const struct ethtool_value *v = cmd;
+	const struct ethtool_rxfh_indir *t = cmd;
+	const struct ethtool_rxnfc *nfc = cmd;
+
+	if (c == ETHTOOL_SFLAGS || c == ETHTOOL_SRXFHINDIR || c == ETHTOOL_SRXCLSRLDEL)
+		return;
+	jb_key(j, "read");
+	jb_raw(j, "{");
+	if (c == ETHTOOL_GDRVINFO) {
+		jb_str(j, "driver", di->driver);
+	} else if (c == ETHTOOL_GCHANNELS) {
+		jb_u64(j, "combined", ch->combined_count);
+		jb_u64(j, "rx", ch->rx_count);
+	} else if (c == ETHTOOL_GFLAGS) {
+		jb_u64(j, "flags", v->data);
+		jb_bool(j, "ntuple", v->data & ETH_FLAG_NTUPLE);
+	} else if (c == ETHTOOL_GRXRINGS) {
+		jb_u64(j, "rings", nfc->data);
+	} else if (c == ETHTOOL_GRXFHINDIR) {
+		jb_u64(j, "size", t->size);
+		if (table)
+			list_u32(j, "table", t->ring_index, t->size);
+	} else if (c == ETHTOOL_GRXCLSRLCNT) {
+		jb_u64(j, "rules", nfc->rule_cnt);
+		jb_u64(j, "table_size", nfc->data & ~(uint64_t)RX_CLS_LOC_SPECIAL);
+		jb_bool(j, "driver_picks_location", nfc->data & RX_CLS_LOC_SPECIAL);
+	} else if (c == ETHTOOL_GRXCLSRLALL) {
+		list_u32(j, "locations", nfc->rule_locs, nfc->rule_cnt);
+	} else if (c == ETHTOOL_GRXCLSRULE) {
+		rule_fields(j, &nfc->fs);
+	} else if (c == ETHTOOL_SRXCLSRLINS) {  /* where the rule went (the driver's pick for "any") */
+		jb_u64(j, "location", nfc->fs.location);
+	}
+	jb_raw(j, "}");
+}
+
+/* The registration of a zcrx ifq on the queue (rx_zcrx.c; never with a model): its place among the
+ * set-up and the restore. err: its positive errno, 0 when it succeeded. */
+void nic_transcribe_registration(const struct nic_state *st, unsigned queue, int err)
+{
+	struct jbuf j;
+
+	if (!line_begin(&j, "io_uring_register(ZCRX_IFQ)", st->ifname))
+		return;
+	jb_key(&j, "write");
+	jb_raw(&j, "{");
+	jb_u64(&j, "ifindex", st->ifindex);
+	jb_u64(&j, "queue", queue);
+	jb_raw(&j, "}");
+	line_end(&j, -err, NULL);
+}
+
+static int nic_ifindex(const char *ifname, unsigned *ifindex)
+{
+	struct jbuf j;
+	bool t = line_begin(&j, "if_nametoindex", ifname);
+	int ret;
+
+	if (nic_model_active()) {
+		ret = nic_model_ifindex(ifname, ifindex);
+	} else {
+		*ifindex = if_nametoindex(ifname);
+		ret = *ifindex ? 0 : -errno;
+	}
+	if (t) {
+		if (ret == 0) {
+			jb_key(&j, "read");
+			jb_raw(&j, "{");
+			jb_u64(&j, "ifindex", *ifindex);
+			jb_raw(&j, "}");
+		}
+		line_end(&j, ret, NULL);
+	}
+	return ret;
+}
+
+/* An ethtool ioctl (cmd starts with its ETHTOOL_* command). 0 or -errno. */
+static int nic_ethtool(const char *ifname, void *cmd)
+{
+	struct jbuf j;
+	uint32_t c;
+	bool t, table;
+	int ret;
+
+	memcpy(&c, cmd, sizeof(c));
+	table = c == ETHTOOL_GRXFHINDIR && ((struct ethtool_rxfh_indir *)cmd)->size;   /* size 0: the size only */
+	t = line_begin(&j, ethtool_op(c), ifname);
+	if (t)
+		ethtool_written(&j, c, cmd);
+	ret = nic_model_active() ? nic_model_ethtool(ethtool_op(c), ifname, cmd) : ethtool_ioctl(ifname, cmd);
+	if (t) {
+		if (ret == 0)
+			ethtool_read(&j, c, cmd, table);
+		line_end(&j, ret, NULL);
+	}
+	return ret;
+}
+
+static int nic_rings_get(struct genl *g, struct rings *out)
+{
+	struct jbuf j;
+	bool t = line_begin(&j, "ETHTOOL_MSG_RINGS_GET", g->ifname);
+	int ret;
+
+	g->extack[0] = 0;
+	if (nic_model_active())
+		ret = nic_model_rings_get(g->ifname, &out->split, &out->hds);
+	else
+		ret = genl_rings_get(g, out);
+	if (t) {
+		if (ret == 0) {
+			jb_key(&j, "read");
+			jb_raw(&j, "{");
+			jb_str(&j, "tcp_data_split", split_name(out->split));
+			jb_i64(&j, "hds_thresh", out->hds);
+			jb_raw(&j, "}");
+		}
+		line_end(&j, ret, g->extack);
+	}
+	return ret;
+}
+
+/* tcp-data-split (split >= 0) and/or hds-thresh (hds >= 0); g->notified: the device changed. */
+static int nic_rings_set(struct genl *g, int split, int64_t hds)
+{
+	struct jbuf j;
+	bool t = line_begin(&j, "ETHTOOL_MSG_RINGS_SET", g->ifname);
+	int ret;
+
+	if (t) {
+		jb_key(&j, "write");
+		jb_raw(&j, "{");
+		if (split >= 0)
+			jb_str(&j, "tcp_data_split", split_name(split));
+		if (hds >= 0)
+			jb_i64(&j, "hds_thresh", hds);
+		jb_raw(&j, "}");
+	}
+	g->extack[0] = 0;
+	if (nic_model_active())
+		ret = nic_model_rings_set(g->ifname, split, hds, &g->notified);
+	else
+		ret = genl_rings_set(g, split, hds);
+	if (t) {
+		jb_bool(&j, "notified", g->notified > 0);
+		line_end(&j, ret, g->extack);
+	}
+	return ret;
+}
+
 /* ---- identification ------------------------------------------------------------------------ */
 
 static bool valid_ifname(const char *s)
@@ -333,21 +609,22 @@ static int identify(struct nic_state *st, struct lg_error *err)
 {
 	struct ethtool_drvinfo di = { .cmd = ETHTOOL_GDRVINFO };
 	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	int ret;
 
 	if (!valid_ifname(st->ifname)) {
 		lg_error_set(err, NULL, 0, "--ifname '%s' is not an interface name", st->ifname);
 		return -1;
 	}
-	st->ifindex = if_nametoindex(st->ifname);
-	if (!st->ifindex) {
-		lg_error_set(err, "if_nametoindex", errno, "no network interface %s here", st->ifname);
+	ret = nic_ifindex(st->ifname, &st->ifindex);
+	if (ret) {
+		lg_error_set(err, "if_nametoindex", -ret, "no network interface %s here", st->ifname);
 		return -1;
 	}
-	if (ethtool_ioctl(st->ifname, &di) == 0 && di.driver[0])
+	if (nic_ethtool(st->ifname, &di) == 0 && di.driver[0])
 		snprintf(st->driver, sizeof(st->driver), "%s", di.driver);
 	else
 		snprintf(st->driver, sizeof(st->driver), "no driver");
-	if (ethtool_ioctl(st->ifname, &ch) == 0) {
+	if (nic_ethtool(st->ifname, &ch) == 0) {
 		st->rx_queues = ch.combined_count + ch.rx_count;
 		for (unsigned i = 0; i < st->nqueues; i++) {
 			if (st->queues[i] >= st->rx_queues) {
@@ -398,7 +675,7 @@ static int fix_split(struct genl *g, struct nic_state *st, struct lg_error *err)
 	/* The value shown may be the driver's own choice ("auto"), which zcrx refuses, and only the
 	 * kernel's change notification tells the two apart: set the value shown; a notification means
 	 * the setting was "auto", and "auto" is what nic_restore() puts back. */
-	ret = rings_set(g, shown, -1);
+	ret = nic_rings_set(g, shown, -1);
 	if (ret == 0 && g->notified) {
 		st->split_changed = true;
 		st->split_old = ETHTOOL_TCP_DATA_SPLIT_UNKNOWN;
@@ -406,7 +683,7 @@ static int fix_split(struct genl *g, struct nic_state *st, struct lg_error *err)
 		st->split_old = (uint8_t)shown;
 	}
 	if (ret == 0 && shown != ETHTOOL_TCP_DATA_SPLIT_ENABLED) {
-		ret = rings_set(g, ETHTOOL_TCP_DATA_SPLIT_ENABLED, -1);
+		ret = nic_rings_set(g, ETHTOOL_TCP_DATA_SPLIT_ENABLED, -1);
 		st->split_changed |= ret == 0;
 	}
 	if (ret) {
@@ -429,7 +706,7 @@ static int fix_hds(struct genl *g, struct nic_state *st, struct lg_error *err)
 			     (long long)st->hds, st->ifname);
 		return -1;
 	}
-	ret = rings_set(g, -1, 0);
+	ret = nic_rings_set(g, -1, 0);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_MSG_RINGS_SET", -ret, "--setup-nic: %s (%s): setting hds-thresh 0 failed%s%s",
 			     st->ifname, st->driver, g->extack[0] ? ": " : "", g->extack);
@@ -464,9 +741,9 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 	char weights[96];
 	int ret;
 
-	ret = ethtool_ioctl(st->ifname, &rings);
+	ret = nic_ethtool(st->ifname, &rings);
 	if (ret == 0)
-		ret = ethtool_ioctl(st->ifname, &head);
+		ret = nic_ethtool(st->ifname, &head);
 	if (ret == 0 && head.size == 0)
 		ret = -EOPNOTSUPP;
 	if (ret) {
@@ -488,7 +765,7 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 	}
 	tab->cmd = ETHTOOL_GRXFHINDIR;
 	tab->size = head.size;
-	ret = ethtool_ioctl(st->ifname, tab);
+	ret = nic_ethtool(st->ifname, tab);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_GRXFHINDIR", -ret, "%s (%s): reading the RSS indirection table", st->ifname,
 			     st->driver);
@@ -526,7 +803,7 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 		tab->ring_index[i] = k++ % n;
 	}
 	tab->cmd = ETHTOOL_SRXFHINDIR;
-	ret = ethtool_ioctl(st->ifname, tab);
+	ret = nic_ethtool(st->ifname, tab);
 	free(tab);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_SRXFHINDIR", -ret, "--setup-nic: %s (%s): moving RSS off %s failed",
@@ -540,7 +817,7 @@ static int fix_rss(struct nic_state *st, struct lg_error *err)
 static int fix_ntuple(struct nic_state *st, struct lg_error *err)
 {
 	struct ethtool_value flags = { .cmd = ETHTOOL_GFLAGS };
-	int ret = ethtool_ioctl(st->ifname, &flags);
+	int ret = nic_ethtool(st->ifname, &flags);
 
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_GFLAGS", -ret, "%s (%s): reading ntuple-filters", st->ifname, st->driver);
@@ -556,7 +833,7 @@ static int fix_ntuple(struct nic_state *st, struct lg_error *err)
 	}
 	flags.cmd = ETHTOOL_SFLAGS;     /* the other flags as they are: only ntuple changes */
 	flags.data |= ETH_FLAG_NTUPLE;
-	ret = ethtool_ioctl(st->ifname, &flags);
+	ret = nic_ethtool(st->ifname, &flags);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_SFLAGS", -ret, "--setup-nic: %s (%s): turning ntuple-filters on failed%s",
 			     st->ifname, st->driver, ret == -EOPNOTSUPP ? " (fixed off by the driver)" : "");
@@ -570,7 +847,7 @@ static int fix_ntuple(struct nic_state *st, struct lg_error *err)
 static struct ethtool_rxnfc *rule_locations(const struct nic_state *st, uint64_t *data, struct lg_error *err)
 {
 	struct ethtool_rxnfc cnt = { .cmd = ETHTOOL_GRXCLSRLCNT }, *all;
-	int ret = ethtool_ioctl(st->ifname, &cnt);
+	int ret = nic_ethtool(st->ifname, &cnt);
 
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_GRXCLSRLCNT", -ret, "%s (%s): listing ntuple rules", st->ifname, st->driver);
@@ -584,7 +861,7 @@ static struct ethtool_rxnfc *rule_locations(const struct nic_state *st, uint64_t
 	}
 	all->cmd = ETHTOOL_GRXCLSRLALL;
 	all->rule_cnt = cnt.rule_cnt;
-	ret = ethtool_ioctl(st->ifname, all);
+	ret = nic_ethtool(st->ifname, all);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_GRXCLSRLALL", -ret, "%s (%s): listing ntuple rules", st->ifname, st->driver);
 		free(all);
@@ -637,7 +914,29 @@ static bool has_rule_to(const struct nic_state *st, const struct ethtool_rxnfc *
 
 	for (uint32_t i = 0; i < all->rule_cnt; i++) {
 		rule.fs.location = all->rule_locs[i];
-		if (ethtool_ioctl(st->ifname, &rule) == 0 && rule_directs_to(&rule.fs, q))
+		if (nic_ethtool(st->ifname, &rule) == 0 && rule_directs_to(&rule.fs, q))
+			return true;
+	}
+	return false;
+}
+
+/* Is there a rule steering TCP flows to destination port `port` to queue q (what add_rule makes)? */
+static bool has_rule_for_port(const struct nic_state *st, const struct ethtool_rxnfc *all, bool v6, long port,
+			      unsigned q)
+{
+	struct ethtool_rxnfc rule = { .cmd = ETHTOOL_GRXCLSRULE };
+
+	for (uint32_t i = 0; i < all->rule_cnt; i++) {
+		uint32_t flow;
+		uint16_t pdst, mask;
+
+		rule.fs.location = all->rule_locs[i];
+		if (nic_ethtool(st->ifname, &rule) || !rule_directs_to(&rule.fs, q))
+			continue;
+		flow = rule.fs.flow_type & ~(uint32_t)(FLOW_EXT | FLOW_MAC_EXT);
+		pdst = v6 ? rule.fs.h_u.tcp_ip6_spec.pdst : rule.fs.h_u.tcp_ip4_spec.pdst;
+		mask = v6 ? rule.fs.m_u.tcp_ip6_spec.pdst : rule.fs.m_u.tcp_ip4_spec.pdst;
+		if (flow == (v6 ? TCP_V6_FLOW : TCP_V4_FLOW) && ntohs(pdst) == port && mask == 0xffff)
 			return true;
 	}
 	return false;
@@ -669,7 +968,7 @@ static int add_rule(struct nic_state *st, bool v6, long port, unsigned q, struct
 	rule.fs.ring_cookie = q;
 	rule.fs.location = loc;
 	if (ret == 0)
-		ret = ethtool_ioctl(st->ifname, &rule);
+		ret = nic_ethtool(st->ifname, &rule);
 	if (ret) {
 		lg_error_set(err, "ETHTOOL_SRXCLSRLINS", -ret, "--setup-nic: %s (%s): adding a rule steering %s port "
 			     "%ld to queue %u failed", st->ifname, st->driver, v6 ? "tcp6" : "tcp4", port, q);
@@ -680,7 +979,7 @@ static int add_rule(struct nic_state *st, bool v6, long port, unsigned q, struct
 }
 
 /* Without --setup-nic: some rule must direct flows to each queue. With it: add one per queue,
- * queues[i] getting the flows to the listen port + i. */
+ * queues[i] getting the flows to the listen port + i, unless that very rule is there already. */
 static int fix_rule(struct nic_state *st, const char *listen, struct lg_error *err)
 {
 	const char *colon = strrchr(listen, ':');
@@ -710,9 +1009,18 @@ static int fix_rule(struct nic_state *st, const char *listen, struct lg_error *e
 			     listen);
 		return -1;
 	}
-	for (unsigned i = 0; i < st->nqueues; i++)
-		if (add_rule(st, v6, port + (long)i, st->queues[i], err))
+	all = rule_locations(st, &data, err);
+	if (!all)
+		return -1;
+	for (unsigned i = 0; i < st->nqueues; i++) {
+		if (has_rule_for_port(st, all, v6, port + (long)i, st->queues[i]))
+			continue;       /* already steered: nothing to add, nothing to undo */
+		if (add_rule(st, v6, port + (long)i, st->queues[i], err)) {
+			free(all);
 			return -1;
+		}
+	}
+	free(all);
 	return 0;
 }
 
@@ -738,20 +1046,20 @@ static void snapshot(const struct nic_state *st, struct nic_snap *sn)
 
 	memset(sn, 0, sizeof(*sn));
 	if (genl_open(&g, st, &ignored) == 0) {
-		rings_get(&g, &r);
+		nic_rings_get(&g, &r);
 		close(g.fd);
 	}
 	sn->split = r.split;
 	sn->hds = r.hds;
-	sn->ntuple = ethtool_ioctl(st->ifname, &flags) ? -1 : !!(flags.data & ETH_FLAG_NTUPLE);
+	sn->ntuple = nic_ethtool(st->ifname, &flags) ? -1 : !!(flags.data & ETH_FLAG_NTUPLE);
 	sn->rss_size = sn->rss_on_q = -1;
-	if (ethtool_ioctl(st->ifname, &head) == 0 && head.size) {
+	if (nic_ethtool(st->ifname, &head) == 0 && head.size) {
 		struct ethtool_rxfh_indir *tab = calloc(1, sizeof(*tab) + head.size * sizeof(uint32_t));
 
 		if (tab) {
 			tab->cmd = ETHTOOL_GRXFHINDIR;
 			tab->size = head.size;
-			if (ethtool_ioctl(st->ifname, tab) == 0) {
+			if (nic_ethtool(st->ifname, tab) == 0) {
 				sn->rss_size = tab->size;
 				sn->rss_on_q = 0;
 				for (uint32_t i = 0; i < tab->size; i++)
@@ -767,7 +1075,7 @@ static void snapshot(const struct nic_state *st, struct nic_snap *sn)
 		sn->rules_to_q = 0;
 		for (uint32_t i = 0; i < all->rule_cnt; i++) {
 			rule.fs.location = all->rule_locs[i];
-			sn->rules_to_q += ethtool_ioctl(st->ifname, &rule) == 0 && rule_to_steered(st, &rule.fs);
+			sn->rules_to_q += nic_ethtool(st->ifname, &rule) == 0 && rule_to_steered(st, &rule.fs);
 		}
 		free(all);
 	}
@@ -802,10 +1110,10 @@ static void nic_report(struct nic_state *st, const char *phase, const char *chan
 	snapshot(st, &sn);
 	if (!g_run.json) {
 		out_printf("nic %s %s (%s) %s: %u RX queue(s), tcp-data-split %s, hds-thresh %lld, ntuple %s, "
-			   "RSS entries on zcrx's queues %lld of %lld, rules to them %lld of %lld\n", phase, st->ifname,
+			   "RSS entries on zcrx's queues %lld of %lld, rules to them %lld of %lld%s\n", phase, st->ifname,
 			   st->driver, st->qtext, st->rx_queues, split_name(sn.split), (long long)sn.hds,
 			   sn.ntuple < 0 ? "n/a" : sn.ntuple ? "on" : "off", (long long)sn.rss_on_q, (long long)sn.rss_size,
-			   (long long)sn.rules_to_q, (long long)sn.rules);
+			   (long long)sn.rules_to_q, (long long)sn.rules, g_run.nic_model_note);
 		return;
 	}
 	jb_begin(&j, "event");
@@ -864,7 +1172,7 @@ int nic_prepare(const char *ifname, const unsigned *queues, unsigned n, const ch
 		nic_restore(st);                /* nothing changed yet: reports "after" */
 		return -1;
 	}
-	ret = rings_get(&g, &rings);
+	ret = nic_rings_get(&g, &rings);
 	if (ret && ret != -EOPNOTSUPP) {
 		lg_error_set(err, "ETHTOOL_MSG_RINGS_GET", -ret, "%s (%s): reading tcp-data-split", ifname, st->driver);
 		goto fail;
@@ -924,8 +1232,9 @@ static void restore_step(struct nic_state *st, const char *what, const char *by_
 			break;
 		nanosleep(&pause, NULL);
 	}
-	err_printf("zcrx-loadgen: warning: %s (%s): restoring %s failed: %s%s%s; by hand: %s\n", st->ifname,
-		   st->driver, what, errno_name(-ret), g && g->extack[0] ? ": " : "", g ? g->extack : "", by_hand);
+	err_printf("zcrx-loadgen: warning: %s (%s): restoring %s failed: %s%s%s; by hand: %s%s\n", st->ifname,
+		   st->driver, what, errno_name(-ret), g && g->extack[0] ? ": " : "", g ? g->extack : "", by_hand,
+		   g_run.nic_model_note);
 }
 
 static int undo_rule(struct nic_state *st, struct genl *g)
@@ -933,7 +1242,7 @@ static int undo_rule(struct nic_state *st, struct genl *g)
 	struct ethtool_rxnfc del = { .cmd = ETHTOOL_SRXCLSRLDEL };
 
 	del.fs.location = st->rule_ids[st->nrules - 1];     /* the last one added not yet removed */
-	return ethtool_ioctl(st->ifname, &del);
+	return nic_ethtool(st->ifname, &del);
 }
 
 static int undo_rss(struct nic_state *st, struct genl *g)
@@ -944,7 +1253,7 @@ static int undo_rss(struct nic_state *st, struct genl *g)
 	if (st->rss_was_default) {      /* size 0: the driver's default spread, as before */
 		struct ethtool_rxfh_indir reset = { .cmd = ETHTOOL_SRXFHINDIR, .size = 0 };
 
-		return ethtool_ioctl(st->ifname, &reset);
+		return nic_ethtool(st->ifname, &reset);
 	}
 	tab = calloc(1, sizeof(*tab) + st->rss_size * sizeof(uint32_t));
 	if (!tab)
@@ -952,7 +1261,7 @@ static int undo_rss(struct nic_state *st, struct genl *g)
 	tab->cmd = ETHTOOL_SRXFHINDIR;
 	tab->size = st->rss_size;
 	memcpy(tab->ring_index, st->rss_old, st->rss_size * sizeof(uint32_t));
-	ret = ethtool_ioctl(st->ifname, tab);
+	ret = nic_ethtool(st->ifname, tab);
 	free(tab);
 	return ret;
 }
@@ -960,23 +1269,23 @@ static int undo_rss(struct nic_state *st, struct genl *g)
 static int undo_ntuple(struct nic_state *st, struct genl *g)
 {
 	struct ethtool_value flags = { .cmd = ETHTOOL_GFLAGS };
-	int ret = ethtool_ioctl(st->ifname, &flags);
+	int ret = nic_ethtool(st->ifname, &flags);
 
 	if (ret)
 		return ret;
 	flags.cmd = ETHTOOL_SFLAGS;
 	flags.data &= ~(uint32_t)ETH_FLAG_NTUPLE;
-	return ethtool_ioctl(st->ifname, &flags);
+	return nic_ethtool(st->ifname, &flags);
 }
 
 static int undo_hds(struct nic_state *st, struct genl *g)
 {
-	return g->fd < 0 ? -EBADF : rings_set(g, -1, st->hds_old);
+	return g->fd < 0 ? -EBADF : nic_rings_set(g, -1, st->hds_old);
 }
 
 static int undo_split(struct nic_state *st, struct genl *g)
 {
-	return g->fd < 0 ? -EBADF : rings_set(g, st->split_old, -1);
+	return g->fd < 0 ? -EBADF : nic_rings_set(g, st->split_old, -1);
 }
 
 void nic_restore(struct nic_state *st)
@@ -986,10 +1295,15 @@ void nic_restore(struct nic_state *st)
 	char cmd[160], changed[96];
 
 	changed_list(st, changed, sizeof(changed));
-
+	/* the exact reverse of nic_prepare's fixes: rules, ntuple, RSS, hds-thresh, tcp-data-split */
 	for (; st->nrules > 0; st->nrules--) {       /* the rules, last added first */
 		snprintf(cmd, sizeof(cmd), "`ethtool -N %s delete %u`", st->ifname, st->rule_ids[st->nrules - 1]);
 		restore_step(st, "an ntuple rule", cmd, undo_rule, NULL);
+	}
+	if (st->ntuple_changed) {
+		snprintf(cmd, sizeof(cmd), "`ethtool -K %s ntuple off`", st->ifname);
+		restore_step(st, "ntuple-filters off", cmd, undo_ntuple, NULL);
+		st->ntuple_changed = false;
 	}
 	if (st->rss_changed) {
 		if (st->rss_was_default)
@@ -1000,13 +1314,8 @@ void nic_restore(struct nic_state *st)
 		restore_step(st, "the RSS indirection table", cmd, undo_rss, NULL);
 		st->rss_changed = false;
 	}
-	if (st->ntuple_changed) {
-		snprintf(cmd, sizeof(cmd), "`ethtool -K %s ntuple off`", st->ifname);
-		restore_step(st, "ntuple-filters off", cmd, undo_ntuple, NULL);
-		st->ntuple_changed = false;
-	}
 	if ((st->hds_changed || st->split_changed) && genl_open(&g, st, &err))
-		err_printf("zcrx-loadgen: warning: %s\n", err.msg);     /* the steps below then say what is left */
+		err_printf("zcrx-loadgen: warning: %s%s\n", err.msg, g_run.nic_model_note);   /* the steps below say what is left */
 	if (st->hds_changed) {
 		snprintf(cmd, sizeof(cmd), "`ethtool -G %s hds-thresh %u`", st->ifname, st->hds_old);
 		restore_step(st, "hds-thresh", cmd, undo_hds, &g);

@@ -54,6 +54,14 @@ struct nic_state {
 	bool reported;                  /* the "before" nic event went out: nic_restore() reports "after" */
 };
 
+/* --nic-transcript FILE: from now on every operation on the NIC (ethtool ioctl, ethtool netlink ring
+ * parameters, the interface lookup) is one JSON line there: seq, op, ifname, answered_by ("kernel" or
+ * "model"), write (the values sent), read (the values answered), result ("ok" or the errno's name),
+ * extack, and notified (RINGS_SET). -1 with one line when the file cannot be written. */
+int nic_transcript_open(const char *path, struct lg_error *err);
+/* The registration's line in the transcript (err: positive errno, 0 = registered). */
+void nic_transcribe_registration(const struct nic_state *st, unsigned queue, int err);
+
 /* Read (and with setup apply) what zcrx needs on ifname's RX queues queues[0..n-1]; listen is the
  * --listen ADDR:PORT (NULL in loopback mode: no flow to steer): queues[i] gets the flows to PORT+i
  * (one rule each). -1 with one precise line. */

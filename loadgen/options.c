@@ -44,6 +44,13 @@ static const char usage_text[] =
 "  --setup-nic           --backend zcrx: set tcp-data-split on, hds-thresh 0, RSS away from Q,\n"
 "                        and with --listen ntuple on plus a flow rule steering the listening\n"
 "                        port to Q; every setting is restored on exit\n"
+"  --nic-transcript FILE --backend zcrx: write every operation on the NIC (ethtool ioctls, the\n"
+"                        ethtool netlink ring parameters) to FILE, one JSON line each: op,\n"
+"                        ifname, the values written and read, the result (docs/hardware.md)\n"
+"  --nic-model FILE      --backend zcrx --preflight only: a modelled NIC described by FILE\n"
+"                        (loadgen/nic_model.h) answers instead of the kernel, to test the order\n"
+"                        of --setup-nic and its restore; nothing is registered or measured, and\n"
+"                        every record and line says the NIC is modelled\n"
 "\n"
 "load:\n"
 "  --connections C       TCP connections, 1..16384 (default: rings). Receiver: connection i\n"
@@ -107,6 +114,7 @@ enum {
 	OPT_WORK, OPT_WORK_NS, OPT_VERIFY, OPT_NO_VERIFY, OPT_LISTEN, OPT_CONNECT, OPT_JSON,
 	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC, OPT_WAIT_BATCH, OPT_WAIT_MIN_US,
 	OPT_BUNDLE, OPT_SHARE_UAPI, OPT_KERNEL_FEATURES, OPT_QUEUES, OPT_PREFLIGHT, OPT_PORTS,
+	OPT_NIC_TRANSCRIPT, OPT_NIC_MODEL,
 };
 
 static const struct option longopts[] = {
@@ -138,6 +146,8 @@ static const struct option longopts[] = {
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "preflight", no_argument, NULL, OPT_PREFLIGHT },
 	{ "ports", required_argument, NULL, OPT_PORTS },
+	{ "nic-transcript", required_argument, NULL, OPT_NIC_TRANSCRIPT },
+	{ "nic-model", required_argument, NULL, OPT_NIC_MODEL },
 	{ "wait-batch", required_argument, NULL, OPT_WAIT_BATCH },
 	{ "wait-min-us", required_argument, NULL, OPT_WAIT_MIN_US },
 	{ "bundle", required_argument, NULL, OPT_BUNDLE },
@@ -460,6 +470,12 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 				return -1;
 			cfg->ports = (int)v;
 			break;
+		case OPT_NIC_TRANSCRIPT:
+		case OPT_NIC_MODEL:
+			if (!*a)
+				return bad("%s: empty file name%s", c == OPT_NIC_MODEL ? "--nic-model" : "--nic-transcript", "");
+			*(c == OPT_NIC_MODEL ? &cfg->nic_model : &cfg->nic_transcript) = a;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -511,6 +527,12 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 			   "merged; 6.15-6.18): NODEV kernels (>= 7.1) give its flag bit to ZCRX_REG_IMPORT, and %s "
 			   "shares with --share-uapi export%s", strcmp(cfg->backend_name, LG_BACKEND_COPY) ?
 			   LG_BACKEND_ZCRX_NODEV : "copy emulates the sharing: it", "");
+	if ((cfg->nic_transcript || cfg->nic_model) && strcmp(cfg->backend_name, LG_BACKEND_ZCRX))
+		return bad("%s goes with --backend " LG_BACKEND_ZCRX " (the NIC of --ifname)%s",
+			   cfg->nic_model ? "--nic-model" : "--nic-transcript", "");
+	if (cfg->nic_model && !cfg->preflight)
+		return bad("--nic-model: a modelled NIC measures nothing, so it goes with --preflight only (the "
+			   "order of --setup-nic and its restore)%s%s", "", "");
 	if (cfg->preflight && cfg->mode != MODE_LISTEN)
 		return bad("--preflight checks a receiver: it goes with --listen%s%s", "", "");
 	if (cfg->ports > 1 && cfg->mode != MODE_CONNECT)

@@ -139,6 +139,8 @@ void jb_begin(struct jbuf *j, const char *type)
 	jb_i64(j, "cpus_available", g_run.cpus_available);
 	jb_bool(j, "rings_share_cores", g_run.rings_share_cores);
 	jb_dbl(j, "t", run_t());
+	if (g_run.nic_model)
+		jb_str(j, "nic_model", g_run.nic_model);
 }
 
 void jb_emit(struct jbuf *j)
@@ -182,7 +184,7 @@ void report_error(const struct lg_error *e)
 {
 	struct jbuf j;
 
-	err_printf("zcrx-loadgen: error: %s\n", e->msg);
+	err_printf("zcrx-loadgen: error: %s%s\n", e->msg, g_run.nic_model_note);
 	if (!g_run.json)
 		return;
 	jb_begin(&j, "error");

@@ -20,6 +20,8 @@ struct run_info {               /* labels on every record; set once by main befo
 	int cpus_available;     /* CPUs the receiving threads may run on (--rx-cpus, else the affinity) */
 	bool rings_share_cores; /* receiving threads (rings + workers) > cpus_available */
 	char kernel[65];
+	const char *nic_model;  /* --nic-model FILE: every record carries "nic_model" (NULL: a real NIC) */
+	char nic_model_note[300];       /* " [NIC modelled by FILE]" ending every line, "" without */
 	uint64_t t0_ns;         /* CLOCK_MONOTONIC at start of measurement (0 before) */
 };
 extern struct run_info g_run;

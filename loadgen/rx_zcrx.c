@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "nic.h"
+#include "nic_model.h"
 #include "report.h"
 #include "zcrx_uapi.h"
 
@@ -148,6 +149,8 @@ static int hw_check(const struct lg_config *cfg, struct lg_error *err)
 			     "(%d) must be a multiple of --rings (%d)", cfg->connections, cfg->rings);
 		return -1;
 	}
+	if (cfg->nic_model && nic_model_load(cfg->nic_model, err))     /* a file that is no model: usage */
+		return -1;
 	return 0;
 }
 
@@ -186,6 +189,8 @@ static int shared_init(const struct lg_config *cfg, void **shared, bool nodev, s
 
 		for (unsigned i = 0; i < n; i++)
 			queues[i] = (unsigned)(cfg->nqueues ? cfg->queues[i] : cfg->queue);
+		if (cfg->nic_transcript && nic_transcript_open(cfg->nic_transcript, err))
+			goto fail;
 		if (nic_prepare(cfg->ifname, queues, n, cfg->addr, cfg->setup_nic, &s->nic, err))
 			goto fail;
 		s->ifindex = s->nic.ifindex;
@@ -263,10 +268,14 @@ static int register_own(struct rx_ring *r, struct zcrx_shared *s, struct zcrx_ri
 	struct zcrx_ifq *ifq = &s->ifqs[r->index];
 
 	if (zcrx_register(&r->ring, &o, &s->kernel, ifq, err)) {
-		if (!s->nodev)
+		if (!s->nodev) {
+			nic_transcribe_registration(&s->nic, o.rxq, err->err ? err->err : EINVAL);
 			nic_explain_register_error(&s->nic, err);
+		}
 		return -1;
 	}
+	if (!s->nodev)
+		nic_transcribe_registration(&s->nic, o.rxq, 0);
 	z->ifq = ifq;
 	z->events = o.events;   /* registration arms each event type once; decode() re-arms */
 	return 0;
