@@ -17,8 +17,8 @@ from tally import count, has_traceback
 from test_fault_signals import LOADGEN, start, wait_reached
 
 pytestmark = pytest.mark.root
-PLAN = ["--topology", "single,workers", "--rings", "2", "--repeat", "1", "--duration", "2",
-        "--probes", "ringsched", *PACED]
+PLAN = ["--topology", "single,workers", "--rings", "2", "--repeat", "1", "--duration", "1.5", "--interval", "0.5",
+        "--probes", "ringsched", *PACED]       # `midrun` (the second run's first sample) leaves 1 s of the run
 NEXT = ["--duration", "1", "--repeat", "1", "--topology", "single", "--probes", "none", "--quiet", *PACED]
 PHASES = ["setup", "attach", "midrun", "writing"]
 

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.root
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 LOADGEN = str(ROOT / "loadgen" / "zcrx-loadgen")
-PLAN = ["--topology", "single,workers,shared-ifq", "--rings", "2", "--repeat", "1", "--duration", "2", *PACED]
+# runs of 1.5 s sampled every 0.5 s: `midrun` (the second run's first sample) leaves 1 s of the run
+PLAN = ["--topology", "single,workers,shared-ifq", "--rings", "2", "--repeat", "1", "--duration", "1.5",
+        "--interval", "0.5", *PACED]
 RUNS_PLANNED = 3
 
 
