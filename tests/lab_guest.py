@@ -17,10 +17,10 @@ parts, each writing into its own directory, a part's failure leaving the others 
 
 The commands that boot a guest of their own cannot share it: `lab run` and `record` of the same
 kernel laid out as a user's build tree (test_user_kernel_lab.py; the recording is also
-test_collect_lab.py's) and the fault suite's SIGKILL of QEMU in the middle of `record --kernel
-VERSION` (faults/test_fault_lab.py) run after it, one at a time, in the same background process,
-while the host tests run; the signals sent to `zcrxprof lab run` while QEMU starts stay in
-test_lab.py.
+test_collect_lab.py's) run after it, one at a time, in the same background process, while the host
+tests run, and so does the fault suite's SIGKILL of QEMU in the middle of `record --kernel VERSION`
+(faults/test_fault_lab.py), with a stand-in for vng and QEMU (STAND_IN_VNG: no boot); the signals
+sent to `zcrxprof lab run` while QEMU starts stay in test_lab.py.
 """
 from __future__ import annotations
 
@@ -132,8 +132,15 @@ USER_KERNEL_SCRIPT = ("uname -r; {loadgen} --kernel-features; modprobe veth && e
 RECORD_ARGV = ["--topology", "single,shared-ifq", "--rings", "2", "--duration", "2", "--repeat", "1",
                "--probes", "zcrxstat", "--name", "lab", *PACED]    # the build tree's recording
 FAULT_NAME = "fault-qemu-killed"                                   # faults/test_fault_lab.py's recording
-FAULT_ARGV = ["--probes", "none", "--topology", "single", "--repeat", "4", "--duration", "3", *PACED,
-              "--name", FAULT_NAME]
+FAULT_ARGV = ["--backend", "copy", "--sender", "local", "--no-perf", "--probes", "none", "--topology", "single",
+              "--repeat", "4", "--duration", "1", *PACED, "--name", FAULT_NAME]   # runs on the host (below)
+# vng's stand-in for the QEMU-kill scenario: its "QEMU" (unshare under QEMU's name) runs the guest
+# script on the host in a PID namespace of its own, so SIGKILL of it ends every process of the
+# "guest" at once, as the death of a real QEMU does (the same path in `record`, without a boot)
+STAND_IN_VNG = """#!/bin/sh
+while [ $# -gt 1 ]; do [ "$1" = --exec ] && script=$2; shift; done
+exec "$(dirname "$0")/qemu/qemu-system-x86_64" --pid --fork --kill-child --mount-proc sh -c "$script"
+"""
 
 
 def _wire_sender(d: Path) -> None:
@@ -179,14 +186,23 @@ def _run_background(version: str, out: Path) -> None:
 
 
 def _qemu_killed_mid_recording(version: str, out: Path) -> dict:
-    """faults/test_fault_lab.py's scenario: `record --kernel` whose QEMU is SIGKILLed once the guest
-    finished its first run. What the test asserts on: the status and stderr of `record`, the QEMU
-    processes found, which of the recording's processes outlived it, whether the spool was left."""
+    """faults/test_fault_lab.py's scenario: `record --kernel` whose QEMU (STAND_IN_VNG's) is
+    SIGKILLed once the guest finished its first run. What the test asserts on: the status and
+    stderr of `record`, the QEMU processes found, which of the recording's processes outlived it,
+    whether the spool was left."""
     from zcrxprof.collect import guest
     spool = guest.SPOOL_ROOT / FAULT_NAME
+    bindir = out / "bin"
+    (bindir / "qemu").mkdir(parents=True)
+    (bindir / "vng").write_text(STAND_IN_VNG)
+    (bindir / "mountpoint").write_text("#!/bin/sh\nexit 0\n")     # the guest script asks about its shares
+    for f in ("vng", "mountpoint"):
+        (bindir / f).chmod(0o755)
+    shutil.copy(shutil.which("unshare") or "/usr/bin/unshare", bindir / "qemu" / "qemu-system-x86_64")
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
     p = children.start([sys.executable, "-m", "zcrxprof", "record", "--kernel", version, "--out", str(out),
                         *FAULT_ARGV], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True)
+                       text=True, env=env)
     found: dict = {"dataset": str(out / FAULT_NAME), "error": None}
     try:
         deadline = time.monotonic() + TIMEOUT_S

@@ -1,8 +1,9 @@
 """SIGKILL of the kernel lab guest (QEMU) in the middle of a recording: `record --kernel` says so in
 one line, the runs the guest finished before are converted into a dataset that loads, and no qemu,
 vng or spool is left. The recording runs in the session's lab work (tests/lab_guest.py,
-``_qemu_killed_mid_recording``: a guest boot of its own, killed once the guest finished its first
-run), beside the host tests; this test reads what it found."""
+``_qemu_killed_mid_recording``), beside the host tests, with a stand-in for vng whose "QEMU" runs
+the guest script on the host in a PID namespace of its own, killed once the guest finished its first
+run: all of `record --kernel`'s side of it, without a boot. This test reads what it found."""
 from __future__ import annotations
 
 from pathlib import Path
