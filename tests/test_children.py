@@ -135,6 +135,37 @@ def test_signals_deferred_holds_and_delivers_at_the_end():
         assert done and exc.value.signum == signal.SIGINT and stop.received == [signal.SIGINT]
 
 
+# a stop signal that arrives during start()'s fork: the hook sends it from the parent's at-fork
+# callbacks and then runs Python code, where a raising handler's exception would be lost
+SIGNAL_IN_FORK = textwrap.dedent("""
+    import os, signal, sys
+    from zcrxprof import children
+    armed = []
+    def noop():
+        pass
+    def hook():
+        if armed:
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
+            noop()
+    os.register_at_fork(after_in_parent=hook)
+    with children.raising_signals(once=True):
+        try:
+            armed.append(1)
+            children.start(["sleep", "600"], die_with_parent=True)
+            print("not stopped", flush=True)
+        except children.Stopped as exc:
+            print("stopped", exc.signum, len(children.descendants(os.getpid())), flush=True)
+""")
+
+
+def test_a_stop_signal_during_the_fork_of_start_stops_the_caller_and_leaves_no_child():
+    """Held across the fork, it is raised once start() has the child, which is killed first."""
+    res = subprocess.run([sys.executable, "-c", SIGNAL_IN_FORK], capture_output=True, text=True, timeout=30)
+    assert res.stdout.split() == ["stopped", str(int(signal.SIGTERM)), "0"], (res.stdout, res.stderr)
+    assert "Exception ignored" not in res.stderr, res.stderr
+
+
 def test_thread_names_of_a_process():
     names = children.thread_names(os.getpid())
     assert names

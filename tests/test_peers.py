@@ -169,6 +169,70 @@ def test_a_sender_killed_mid_run_fails_the_run_and_sigkill_of_record_leaves_noth
         assert peers.nothing_left() == ([], []), signal.Signals(sig).name
 
 
+def test_a_peers_link_taken_down_mid_run_fails_the_run_and_stops_the_recording(peers, tmp_path):
+    """peer1's veth taken down while the senders send (two runs planned, each far longer than the
+    wait below): ssh's keep-alives drop the connection (remote.LOST_AFTER_S), the run ends failed
+    naming peer1's lost connection, the recording stops with that run on disk (one line, exit 1),
+    and once the link is back up nothing is left on either peer."""
+    argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "60")
+    argv[argv.index("--repeat") + 1] = "2"
+    pair = peers.pairs[0]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_sender(peers)
+        subprocess.run(["ip", "-n", pair.netns, "link", "set", pair.ns_if, "down"], check=True)
+        out, err = proc.communicate(timeout=45)
+    finally:
+        proc.kill()
+        subprocess.run(["ip", "-n", pair.netns, "link", "set", pair.ns_if, "up"], check=True)
+        subprocess.run(["ip", "-n", pair.netns, "route", "replace", "default", "via", pair.host_addr], check=True)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, err
+    assert lines[0].startswith("zcrxprof: error: peer peer1: connection lost in run 1 of 2"), lines
+    runs = pd.read_parquet(tmp_path / "ds" / "runs.parquet")
+    assert list(runs.status) == ["failed"], runs.error.tolist()
+    assert runs.error[0].startswith("peer peer1: connection lost (no answer to ssh keep-alives"), runs.error[0]
+    assert "sender@peer1 exited with status 255" in runs.error[0]
+    assert json.loads((tmp_path / "ds" / "metadata.json").read_text())["complete"] is False
+    assert peers.nothing_left(30) == ([], [])
+
+
+INJECT = Path(__file__).resolve().parent / "faults" / "inject.py"
+
+
+@pytest.mark.parametrize("phase,sig", [("preflight", signal.SIGINT), ("preflight", signal.SIGTERM),
+                                       ("deploy", signal.SIGINT), ("deploy", signal.SIGTERM)],
+                         ids=["preflight-SIGINT", "preflight-SIGTERM", "deploy-SIGINT", "deploy-SIGTERM"])
+def test_ctrl_c_or_sigterm_while_the_peers_are_set_up_leaves_nothing_on_them(peers, tmp_path, phase, sig):
+    """SIGINT/SIGTERM of `record` when the first peer's preflight is done (both control connections
+    up) or when the load generator is copied to the first peer (both temporary directories made),
+    reached by a hook (tests/faults/inject.py), not a guessed sleep: exit 128 + signal, one line
+    saying so, no sender process and no file left on either peer."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "1")
+    argv = [sys.executable, str(INJECT), phase, str(markers), "--", *[a for a in argv[3:] if a != "--quiet"]]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (markers / "reached").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (markers / "reached").read_text().split()[1] == phase
+        made = [p.name for d in peers.peer_dir.iterdir() for p in d.iterdir()]
+        assert made == (["zcrx-loadgen"] if phase == "deploy" else []), made   # on the first peer only
+        assert len(list(peers.peer_dir.iterdir())) == (2 if phase == "deploy" else 0)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig, err
+    lines = err.strip().splitlines()
+    said = [l for l in lines if "interrupted" in l]
+    assert "Traceback" not in err and said == lines[-1:], err
+    assert said[0].endswith(f"interrupted: 0 of 1 runs on disk in {tmp_path / 'ds'} (complete: false)"), said
+    assert peers.nothing_left() == ([], []), f"{phase} {signal.Signals(sig).name}"
+
+
 def test_zcrx_on_a_nic_that_cannot_host_it_is_one_line_before_any_peer_is_contacted(peers, tmp_path):
     """--backend zcrx on this machine's veth (no header split, no queue management: no zcrx here):
     the receiver's preflight line, exit 1, before any peer is contacted (an unreachable peer in the

@@ -110,16 +110,32 @@ def start(argv: Sequence[str], *, die_with_parent: bool = False, guard: bool = F
     (call from the main thread: the death of the thread that started it counts). ``guard``: the
     command runs under :func:`guard_main`, which kills the whole group then (``pid`` is the
     guard's). Other keywords go to ``subprocess.Popen``. A command that cannot start is one
-    ZcrxprofError line.
+    ZcrxprofError line. A stop signal that arrives while it starts is raised once it has started,
+    the child killed first (the caller never got it).
     """
     argv = guarded(argv) if guard else list(argv)
     sigint_ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     if die_with_parent or sigint_ignored:
         popen["preexec_fn"] = _child_setup(os.getpid() if die_with_parent else None, sigint_ignored)
+    # Stop signals are held across the fork: with a preexec function the interpreter runs the
+    # Python at-fork hooks (logging's lock release) right after fork(), and an exception that a
+    # raising handler throws there is printed as "ignored" and lost, so a SIGTERM that arrived
+    # during the fork would never stop the caller. Held, it is raised here once Popen returned;
+    # the child, which the caller then never sees, is killed with its group first.
+    proc = None
     try:
-        return subprocess.Popen(argv, start_new_session=True, **popen)
+        with signals_deferred():
+            proc = subprocess.Popen(argv, start_new_session=True, **popen)
     except OSError as exc:
         raise ZcrxprofError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+    except BaseException:
+        if proc is not None:
+            kill_group(proc)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        raise
+    return proc
 
 
 # ---- stopping ---------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ exactly in the phase, not after a guessed sleep. Phases:
 - ``between``: the first run is on disk, the second has not started
 - ``writing``: inside the second run's table writes, one table staged (SIGINT/SIGTERM are held there)
 - ``probefail``: no waiting; the second BPF tracepoint attach (classic or raw) fails as BCC fails (an Exception)
+- ``preflight`` (``record --peer``): the first peer's preflight is done (every control connection is
+  up), the next peer's is not
+- ``deploy`` (``record --peer``): the load generator is copied to the first peer (every peer's
+  temporary directory exists), not yet to the next
 
 Everything else is the real `zcrxprof` (``zcrxprof.cli.main``).
 """
@@ -122,6 +126,16 @@ def install(phase: str, marker_dir: Path) -> None:
                 for name, fn in real.items():
                     setattr(BPF, name, fn)
         tool.ProbeTool.attach = attach
+    elif phase in ("preflight", "deploy"):
+        from zcrxprof.collect import peers
+        real_step = getattr(peers.Peer, phase)
+
+        def step(self, *args, **kw):
+            res = real_step(self, *args, **kw)
+            if not (marker_dir / "reached").exists():
+                reach(marker_dir, phase)
+            return res
+        setattr(peers.Peer, phase, step)
     else:
         raise SystemExit(f"inject.py: unknown phase {phase}")
 

@@ -29,7 +29,9 @@ from zcrxprof.loadgen import LoadgenProcess
 
 CONNECT_TIMEOUT_S = 10        # ssh ConnectTimeout and the wait for the control connection
 COMMAND_TIMEOUT_S = 30        # one short remote command (preflight, copy)
-ALIVE_INTERVAL_S = 2          # ServerAliveInterval: a dead link is noticed within 3 of these
+ALIVE_INTERVAL_S = 2          # ServerAliveInterval: seconds of silence before ssh asks the peer
+ALIVE_COUNT_MAX = 3           # ServerAliveCountMax: unanswered asks before the connection is dropped
+LOST_AFTER_S = ALIVE_INTERVAL_S * (ALIVE_COUNT_MAX + 1)   # a silent peer is dropped within this
 CLOCK_SAMPLES = 7             # clock-offset probes; the one with the shortest round trip counts
 KEY_HINT = ("set up key login first: ssh-keygen, then ssh-copy-id {dest} "
             "(and answer the host-key question once with a plain `ssh {dest}`)")
@@ -152,7 +154,7 @@ class Peer:
         running ``script`` with sh on the peer if given, over the control connection."""
         argv = ["ssh"] + (["-F", self.ssh_config] if self.ssh_config else [])
         argv += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
-                 "-o", f"ServerAliveInterval={ALIVE_INTERVAL_S}", "-o", "ServerAliveCountMax=3",
+                 "-o", f"ServerAliveInterval={ALIVE_INTERVAL_S}", "-o", f"ServerAliveCountMax={ALIVE_COUNT_MAX}",
                  "-o", f"ControlPath={self.control_path}", "-o", "ClearAllForwardings=yes",
                  "-o", "ForwardAgent=no"]
         if self.address.user:
@@ -278,6 +280,11 @@ class Peer:
         proc = LoadgenProcess.from_argv(argv, die_with_parent=True, name=name, stdin=subprocess.PIPE)
         proc.host = self.dest
         return proc
+
+    def lost(self) -> bool:
+        """Whether the control connection is gone while the recording runs (its ssh exited: the
+        peer stopped answering keep-alives for LOST_AFTER_S, or closed the connection)."""
+        return self.master is not None and self.master.poll() is not None
 
     # ---- clean-up ----------------------------------------------------------------------------
 

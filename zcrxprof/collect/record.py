@@ -337,6 +337,11 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
                 progress.end_run(outcome.status, outcome.gbit_s)
                 if outcome.interrupted:
                     raise KeyboardInterrupt
+                lost = [p.dest for p in where.peers if p.lost()]
+                if lost:        # its senders, temporary directory and copy are gone: stop here
+                    raise ZcrxprofError(f"peer {', '.join(lost)}: connection lost in run {i} of {len(specs)} "
+                                        f"(no answer to ssh keep-alives); the recording stops with {i} of "
+                                        f"{len(specs)} runs on disk in {path}")
         except KeyboardInterrupt:
             interrupted = True
         except ZcrxprofError:

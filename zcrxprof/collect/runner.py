@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from zcrxprof import children
 from zcrxprof.children import signals_deferred
-from zcrxprof.collect.peers import START_MARK, start_time
+from zcrxprof.collect.peers import LOST_AFTER_S, START_MARK, start_time
 from zcrxprof.collect.plan import RunSpec
 from zcrxprof.collect.plugins import RunContext
 from zcrxprof.collect.samplers import SystemSampler
@@ -200,6 +200,7 @@ class RunRecorder:
         self.rx_gbit_s: dict[int, float] = {}          # progress: receive rate per reporting second
         self.rx_started_at = 0.0                       # wall clock when the receiver started
         self.sender_failed = False
+        self.dead_senders: set[str] = set()
 
     def _sample(self, t: float, pids: list[int]) -> None:
         if self.first_sample_at is None:
@@ -295,8 +296,11 @@ class RunRecorder:
                 alive = [c for c in (rx, *txs) if not c.eof]
                 if not alive or now > hard_stop:
                     break
-                if not self.sender_failed and any(c.eof and c.proc.poll() not in (None, 0) for c in txs):
-                    self.sender_failed = True    # a sender died: end the run now (it is failed)
+                dead = {c.name for c in txs if c.eof and c.proc.poll() not in (None, 0)}
+                dead |= {f"sender@{p.dest}" for p in self.setup.placement.peers if p.lost()}
+                if not self.sender_failed and dead:
+                    self.sender_failed = True    # a sender or a peer died: end the run now (it is failed)
+                    self.dead_senders = dead     # the others are stopped here: their exit is no failure
                     for c in (rx, *txs):
                         c.stop(signal.SIGINT)
                 for key, _ in sel.select(timeout=max(0.0, min(next_sample - now, 0.25))):
@@ -345,7 +349,8 @@ class RunRecorder:
         spec, setup = self.spec, self.setup
         rsum = _row(rx.summary()) if rx else None
         tsums = [_row(tx.summary()) for tx in txs]
-        problems = []
+        problems = [f"peer {p.dest}: connection lost (no answer to ssh keep-alives within {LOST_AFTER_S} s)"
+                    for p in setup.placement.peers if p.lost()]
         for child in (rx, *txs):
             if child is None:
                 continue
@@ -354,7 +359,8 @@ class RunRecorder:
             if err:
                 problems.append(f"{child.name}: {err.get('message', '?')}"
                                 + (f" ({err['call']}: {err['errno']})" if err.get("call") and err.get("errno") else ""))
-            elif code not in (0, None) and not (interrupted and code in (0, -signal.SIGINT)):
+            elif code not in (0, None) and not (interrupted and code in (0, -signal.SIGINT)) and not (
+                    self.sender_failed and child in txs and child.name not in self.dead_senders):
                 problems.append(f"{child.name} exited with status {code}")
             if child.bad_lines:
                 problems.append(f"{child.name}: {len(child.bad_lines)} unparsable output line(s), first: {child.bad_lines[0]}")
