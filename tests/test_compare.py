@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from paced import PACED
 from zcrxprof import dataset
 from zcrxprof.analysis.compare import (METRICS, compare_runs, df_compare, significant_direction,
                                        verdict_word)
@@ -122,14 +123,19 @@ def test_bad_input_is_one_line(args, code, words):
 
 @pytest.fixture(scope="module")
 def work_pair(tmp_path_factory):
-    """Two short single-ring recordings that differ only in the work per KiB (0 and 4000 ns)."""
+    """Two short single-ring recordings, recorded at the same time, that differ only in the work per
+    KiB (0 and 40000 ns), the sender paced at 0.5 Gbit/s: the first keeps the pace, the second's
+    receiver tops out near 0.2 Gbit/s."""
     out = tmp_path_factory.mktemp("pair")
-    for work in ("0", "4000"):
-        subprocess.run([sys.executable, "-m", "zcrxprof", "record", "--topology", "single", "--rings", "1",
-                        "--work-ns-per-kib", work, "--duration", "1", "--repeat", "4", "--no-perf",
-                        "--probes", "none", "--quiet", "--name", f"work{work}", "--out", str(out)],
-                       check=True, capture_output=True, timeout=300)
-    return out / "work0", out / "work4000"
+    procs = [subprocess.Popen([sys.executable, "-m", "zcrxprof", "record", "--topology", "single", "--rings", "1",
+                               "--work-ns-per-kib", work, "--duration", "1", "--repeat", "4", "--no-perf",
+                               "--probes", "none", "--quiet", *PACED, "--name", f"work{work}", "--out", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for work in ("0", "40000")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    return out / "work0", out / "work40000"
 
 
 @pytest.mark.root
@@ -138,7 +144,7 @@ def test_a_recorded_pair_gets_the_verdict_of_its_known_difference(work_pair, cap
     gbit = df_compare(a, b, "gbit_s")
     assert len(gbit) == 1
     row = gbit.iloc[0]
-    assert "work model differs: A 0, B 4000 ns/KiB" in row["warnings"]
+    assert "work model differs: A 0, B 40000 ns/KiB" in row["warnings"]
     assert row["verdict"] == "slower" and row["ratio_hi"] < 1 and row["p_value"] < 0.05
     assert df_compare(a, b, "cpu_per_gb").iloc[0]["verdict"] == "costlier"
     assert df_compare(b, a, "gbit_s").iloc[0]["verdict"] == "faster"

@@ -84,7 +84,7 @@ def test_two_recordings_at_once_do_not_collide(tmp_path, clean):
     addresses; both datasets complete and valid."""
     out = tmp_path / "datasets"
     argv = [sys.executable, "-m", "zcrxprof", "record", "--out", str(out), "--topology", "single,workers",
-            "--repeat", "1", "--duration", "2", "--probes", "ringsched", *PACED]
+            "--repeat", "1", "--duration", "1", "--probes", "ringsched", *PACED]
     procs = [clean.popen(argv + ["--name", f"ds{i}"]) for i in range(2)]
     count("faults injected: two concurrent recordings")
     # while both run: two namespaces, each with its own veth pair and /30
