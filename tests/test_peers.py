@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -156,17 +157,26 @@ def test_a_sender_killed_mid_run_fails_the_run_and_sigkill_of_record_leaves_noth
 
     # a run far longer than the wait below: record ends because of the signal, not at the run's end
     argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "600")
+    killed = None
     for sig, name in ((signal.SIGKILL, "ds2"), (signal.SIGTERM, "ds3")):
         argv[argv.index("--name") + 1] = name
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             _wait_for_sender(peers)
             assert any(peers.peer_dir.iterdir())
         finally:
             proc.send_signal(sig)
-            status = proc.wait(timeout=120)
-        assert status == (-sig if sig == signal.SIGKILL else 128 + sig)
+            _, err = proc.communicate(timeout=120)
+        assert proc.returncode == (-sig if sig == signal.SIGKILL else 128 + sig)
         assert peers.nothing_left() == ([], []), signal.Signals(sig).name
+        control = sorted(Path(tempfile.gettempdir()).glob(f"zcrxprof-ssh-{proc.pid}-*"))
+        if sig == signal.SIGKILL:       # its ssh control directory stays until the next record starts
+            assert len(control) == 1, control
+            killed = control[0]
+        else:
+            assert control == [] and not killed.exists(), (control, killed)
+            assert f"zcrxprof: removed 1 ssh control directory left by a recording that died ({killed.name})" \
+                in err.splitlines(), err
 
 
 def test_a_peers_link_taken_down_mid_run_fails_the_run_and_stops_the_recording(peers, tmp_path):

@@ -14,8 +14,10 @@ sshd closes those inputs, and the peer cleans itself up; nothing relies on a rem
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -32,6 +34,7 @@ COMMAND_TIMEOUT_S = 30        # one short remote command (preflight, copy)
 ALIVE_INTERVAL_S = 2          # ServerAliveInterval: seconds of silence before ssh asks the peer
 ALIVE_COUNT_MAX = 3           # ServerAliveCountMax: unanswered asks before the connection is dropped
 LOST_AFTER_S = ALIVE_INTERVAL_S * (ALIVE_COUNT_MAX + 1)   # a silent peer is dropped within this
+CONTROL_PREFIX = "zcrxprof-ssh-"   # + the recording's pid + "-": its ssh control sockets, in the temp directory
 CLOCK_SAMPLES = 7             # clock-offset probes; the one with the shortest round trip counts
 KEY_HINT = ("set up key login first: ssh-keygen, then ssh-copy-id {dest} "
             "(and answer the host-key question once with a plain `ssh {dest}`)")
@@ -51,6 +54,18 @@ class PeerAddress:
     def __str__(self) -> str:
         text = f"{self.user}@{self.host}" if self.user else self.host
         return f"{text}:{self.port}" if self.port else text
+
+
+def remove_stale_control_dirs() -> list[Path]:
+    """Remove the ssh control directories of recordings that died (SIGKILL: they could not clean
+    up; their ssh masters died with them); returns those removed. A live recording's stay."""
+    removed = []
+    for d in Path(tempfile.gettempdir()).glob(f"{CONTROL_PREFIX}*-*"):
+        pid = d.name[len(CONTROL_PREFIX):].partition("-")[0]
+        if d.is_dir() and pid.isdigit() and not children.alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 def parse_peer(text: str) -> PeerAddress:
@@ -369,7 +384,7 @@ def open_peers(stack, addresses: list[PeerAddress], binary: str | Path, *, ssh_c
     default: the one each peer's SSH session came from.
     """
     check_static(binary)
-    control = tempfile.TemporaryDirectory(prefix="zcrxprof-ssh-")      # mode 0700
+    control = tempfile.TemporaryDirectory(prefix=f"{CONTROL_PREFIX}{os.getpid()}-")      # mode 0700
     stack.callback(control.cleanup)
     peers = [Peer(a, f"{control.name}/{i}", ssh_config, peer_dir) for i, a in enumerate(addresses)]
     steps = [{} for _ in peers]                  # per peer: seconds each set-up step took

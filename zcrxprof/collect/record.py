@@ -6,7 +6,8 @@ Signals (``zcrxprof.children``): the first SIGINT, SIGTERM or SIGHUP stops the r
 ignored while that happens (it is bounded by the runner's timeouts). Writes to the dataset run
 with those signals held so a table is never left half-written. SIGKILL cannot be caught: the
 load generators die with the recording (parent-death signal), and the next recording removes
-the network namespace it left (``netns.remove_stale``, one line on stderr).
+the network namespace and ssh control directory it left (``netns.remove_stale``,
+``peers.remove_stale_control_dirs``; one line on stderr each).
 """
 from __future__ import annotations
 
@@ -145,9 +146,15 @@ def shared_cores_warning(specs: list[RunSpec], cpus: int) -> str:
             f"{', '.join(labels)} (runs.rings_share_cores)")
 
 
-def remove_stale_namespaces() -> None:
-    """Remove the sender namespaces and veths of recordings that died (killed with SIGKILL: they
-    could not clean up) and say so in one line; those of live recordings stay."""
+def remove_what_dead_recordings_left() -> None:
+    """Remove what recordings that died left (killed with SIGKILL: they could not clean up): their
+    ssh control directories, and (root) their sender namespaces and veths; one line for each kind
+    removed. Those of live recordings stay."""
+    from zcrxprof.collect.peers import remove_stale_control_dirs
+    dirs = remove_stale_control_dirs()
+    if dirs:
+        print(f"zcrxprof: removed {len(dirs)} ssh control director{'ies' if len(dirs) > 1 else 'y'} left by a "
+              f"recording that died ({', '.join(d.name for d in dirs)})", file=sys.stderr, flush=True)
     if os.geteuid() != 0:
         return
     from zcrxprof import netns
@@ -289,7 +296,7 @@ def record(opts: RecordOptions, writer_class=None) -> Path:
         "versions": _versions(), "notes": list(opts.notes),
         "kernel_build": _kernel_build(opts.kernel_build, binary),
     }
-    remove_stale_namespaces()
+    remove_what_dead_recordings_left()
     interrupted = False
     writer = None
     with children.raising_signals(once=True) as stop, contextlib.ExitStack() as stack:
