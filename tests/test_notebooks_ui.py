@@ -1,8 +1,8 @@
 """The notebooks as a reader runs them: a JupyterLab started here (private home, config, data,
 runtime, settings and workspaces; the kernel is this environment's python) serves copies of
-notebooks/ pointed at the committed datasets, as tests/test_notebooks.py runs them. For each
-notebook a fresh headless Chromium (tests/browser.py) opens it in its own workspace at 1280x900,
-runs every cell with the Run menu's "Run All Cells" command, and checks the page: every code cell
+notebooks/ pointed at the committed datasets, as tests/test_notebooks.py runs them. One headless
+Chromium (tests/browser.py) opens each notebook in a workspace of its own at 1280x900 (a blank page
+in between), runs every cell with the Run menu's "Run All Cells" command, and checks the page: every code cell
 executed once, in order; no error output; as many figures as the same copy makes when executed
 headlessly (nbclient), each decoded; no error from the page; no request leaves the server.
 Screenshots land in .build/notebook-shots/ (the first screen, and the whole notebook scaled).
@@ -268,35 +268,43 @@ def _foreign_requests(browser: Browser, lab: Lab) -> list[str]:
     return [u for u in urls if not u.startswith((lab.url + "/", ws + "/", "data:", "blob:"))]
 
 
-def run_all_through_the_ui(lab: Lab, name: str, tmp: Path) -> dict:
-    """Open ``name`` in a fresh browser and workspace, run every cell with Run → Run All Cells
-    (its command, run by the app object), wait until the kernel is idle with every code cell run
-    or none left queued; the page's state (see STATE), its errors and requests, and screenshots."""
+@pytest.fixture(scope="module")
+def browser(lab, tmp_path_factory):
+    """One headless Chromium for the module's notebooks (each opens in a workspace of its own)."""
+    with Browser(tmp_path_factory.mktemp("chromium"), timeout_s=START_TIMEOUT_S, allow_hosts=("127.0.0.1",)) as b:
+        yield b
+
+
+def run_all_through_the_ui(lab: Lab, browser: Browser, name: str) -> dict:
+    """Open ``name`` in a fresh workspace (after a blank page, so nothing of the notebook before
+    reaches this one's checks), run every cell with Run → Run All Cells (its command, run by the
+    app object), wait until the kernel is idle with every code cell run or none left queued; the
+    page's state (see STATE), its errors and requests, and screenshots."""
     stem = Path(name).stem
-    with Browser(tmp / "chromium", timeout_s=START_TIMEOUT_S, allow_hosts=("127.0.0.1",)) as browser:
-        browser.open(f"{lab.url}/lab/workspaces/{stem}/tree/{name}?token={lab.token}", 1280, 900)
-        _wait(browser, name, lambda s: s and s["kernel"] == "idle" and s["prompts"], "no idle kernel",
-              START_TIMEOUT_S)
-        # started, not awaited: its promise settles when the last cell has run, which is watched below
-        browser.evaluate("window.runAll = 'started'; window.jupyterapp.commands.execute('runmenu:run-all')"
-                         ".then(() => { window.runAll = 'done'; }, e => { window.runAll = 'failed: ' + e; }); true")
-        _wait(browser, name, lambda s: s["command"] != "started" and s["kernel"] == "idle"
-              and not any("*" in p for p in s["prompts"]), "cells still running", RUN_TIMEOUT_S)
-        time.sleep(0.3)       # the last image's decode
-        state = _wait(browser, name, lambda s: s["kernel"] == "idle", "idle", 10)
-        panel = PANEL.format(path=json.dumps(name))
-        browser.evaluate(f"{panel}.content.outerNode.scrollTop = 0")      # Run All left it at the end
-        time.sleep(0.2)
-        state["shots"] = [browser.screenshot(SHOTS / f"{stem}-first.png")]
-        # the whole notebook: the window made as much taller as the notebook's cells are taller than
-        # the part of it shown, then the page scaled down
-        extra = browser.evaluate(f"(n => n.viewportNode.scrollHeight - n.node.clientHeight)({panel}.content)")
-        browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900 + max(0, int(extra)),
-                     deviceScaleFactor=1, mobile=False)
-        time.sleep(0.5)
-        state["shots"].append(browser.screenshot(SHOTS / f"{stem}-notebook.png", full_page=True, scale=0.5))
-        state["page_errors"] = _page_errors(browser)
-        state["requests"] = _foreign_requests(browser, lab)
+    browser.open("about:blank")
+    browser.open(f"{lab.url}/lab/workspaces/{stem}/tree/{name}?token={lab.token}", 1280, 900)
+    _wait(browser, name, lambda s: s and s["kernel"] == "idle" and s["prompts"], "no idle kernel",
+          START_TIMEOUT_S)
+    # started, not awaited: its promise settles when the last cell has run, which is watched below
+    browser.evaluate("window.runAll = 'started'; window.jupyterapp.commands.execute('runmenu:run-all')"
+                     ".then(() => { window.runAll = 'done'; }, e => { window.runAll = 'failed: ' + e; }); true")
+    _wait(browser, name, lambda s: s["command"] != "started" and s["kernel"] == "idle"
+          and not any("*" in p for p in s["prompts"]), "cells still running", RUN_TIMEOUT_S)
+    time.sleep(0.3)       # the last image's decode
+    state = _wait(browser, name, lambda s: s["kernel"] == "idle", "idle", 10)
+    panel = PANEL.format(path=json.dumps(name))
+    browser.evaluate(f"{panel}.content.outerNode.scrollTop = 0")      # Run All left it at the end
+    time.sleep(0.2)
+    state["shots"] = [browser.screenshot(SHOTS / f"{stem}-first.png")]
+    # the whole notebook: the window made as much taller as the notebook's cells are taller than
+    # the part of it shown, then the page scaled down
+    extra = browser.evaluate(f"(n => n.viewportNode.scrollHeight - n.node.clientHeight)({panel}.content)")
+    browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900 + max(0, int(extra)),
+                 deviceScaleFactor=1, mobile=False)
+    time.sleep(0.5)
+    state["shots"].append(browser.screenshot(SHOTS / f"{stem}-notebook.png", full_page=True, scale=0.5))
+    state["page_errors"] = _page_errors(browser)
+    state["requests"] = _foreign_requests(browser, lab)
     for session in lab.api("sessions"):        # the notebook's kernel goes with its page
         if session["path"] == name:
             lab.api(f"sessions/{session['id']}", method="DELETE")
@@ -318,8 +326,8 @@ def _problems(state: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
-def test_notebook_runs_through_jupyterlab_with_every_figure_and_no_error(lab, name, tmp_path):
-    state = run_all_through_the_ui(lab, name, tmp_path)
+def test_notebook_runs_through_jupyterlab_with_every_figure_and_no_error(lab, browser, name):
+    state = run_all_through_the_ui(lab, browser, name)
     problems = _problems(state)
     assert not problems, f"{name}, run in JupyterLab:\n" + "\n".join(problems)
     # each code cell ran once, in order, in the notebook's own fresh kernel, and showed the outputs
@@ -334,8 +342,8 @@ def test_notebook_runs_through_jupyterlab_with_every_figure_and_no_error(lab, na
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-def test_a_raising_cell_is_reported_by_the_same_checks(lab, tmp_path):
-    state = run_all_through_the_ui(lab, RAISES, tmp_path)
+def test_a_raising_cell_is_reported_by_the_same_checks(lab, browser):
+    state = run_all_through_the_ui(lab, browser, RAISES)
     problems = _problems(state)
     # the error as the kernel reported it (the model) and as the page shows it (its traceback), and
     # Run All stopping there: the cell after it is not run
