@@ -2,6 +2,8 @@
 around every test and around the session (tests/leftovers.py says what it looks for)."""
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +116,16 @@ def lab_fault(lab_kernel: lab.LabKernel, loadgen_bin: Path) -> dict:
     return _shared_boot.wait_fault()
 
 
+@pytest.fixture
+def veth_netns():
+    """A network namespace of this test's own with a veth pair (zv0 up, its peer zv1) and loopback up;
+    removed afterwards (with the pair)."""
+    name = f"zcrxtest{time.time_ns() % 10**8}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "zv0", "type", "veth", "peer", "name", "zv1"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "zv0", "up"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -195,18 +194,6 @@ def test_a_modelled_nic_never_measures_and_a_bad_model_is_one_line(tmp_path):
     p = subprocess.run(base + ["--listen", f"192.0.2.1:{PORT}", "--preflight"], capture_output=True, text=True,
                        timeout=10)
     assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and 'unknown key "rx_queue"' in p.stderr
-
-
-@pytest.fixture
-def veth_netns():
-    name = f"zcrxnt{time.time_ns() % 10**8}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "add", "zv0", "type", "veth", "peer", "name", "zv1"], check=True)
-        subprocess.run(["ip", "-n", name, "link", "set", "zv0", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name])
 
 
 def test_the_kernel_transcript_of_a_veth(tmp_path, veth_netns):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -176,19 +175,6 @@ def test_zcrx_on_loopback_is_refused_with_the_reason(host_loadgen):
     assert "lo" in one_line(p) and "EOPNOTSUPP" in one_line(p) and "queue-management ops" in one_line(p)
     err = by_type(records(p.stdout), "error")[0]
     assert err["errno"] == "EOPNOTSUPP" and err["backend"] == "zcrx"
-
-
-@pytest.fixture
-def veth_netns():
-    name = f"zcrxtest{time.time_ns() % 10**8}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "add", "zv0", "type", "veth", "peer", "name", "zv1"], check=True)
-        subprocess.run(["ip", "-n", name, "link", "set", "zv0", "up"], check=True)
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)   # loopback traffic
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name])
 
 
 def test_zcrx_on_veth_names_the_driver_and_the_reason(host_loadgen, veth_netns):
