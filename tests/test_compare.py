@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from inprocess import zcrxprof
 from paced import PACED
 from zcrxprof import dataset
 from zcrxprof.analysis.compare import (METRICS, compare_runs, df_compare, significant_direction,
@@ -116,7 +117,7 @@ def test_json_parses_and_equals_the_frame(capsys):
     (["compare", SHIPPED, "host-copy-rate-sweep"], 1, "no configuration of host-copy-4topo matches"),
 ])
 def test_bad_input_is_one_line(args, code, words):
-    p = subprocess.run([sys.executable, "-m", "zcrxprof", *args], capture_output=True, text=True)
+    p = zcrxprof(*args)
     assert p.returncode == code
     assert len(p.stderr.splitlines()) == 1 and words in p.stderr and "Traceback" not in p.stderr
 

@@ -172,6 +172,11 @@ COMBINATIONS = [
     (["record", "--backend", "zcrx", "--ifname", "lo", "--queue", "0", "--queues", "1,2", "--topology", "single",
       "--peer", "h"], 2, "no ifq-per-ring"),
     (["record", "--queues", "1,2"], 2, "--queue"),
+    (["record", "--ifname", "eth0"], 2, "--queue"),
+    (["record", "--backend", "zcrx", "--ifname", "lo", "--queue", "0"], 2, "--peer HOST"),
+    (["record", "--backend", "copy", "--setup-nic"], 2, "--backend zcrx"),
+    (["record", "--duration", "0"], 2, "--duration"),
+    (["record", "--probes", "everything"], 2, "--probes"),
     (["record", "--backend", "copy", "--port", "5"], 2, "--backend zcrx"),
     (["record", "--backend", "copy", "--ifname", "eth0", "--queue", "0"], 2, "--backend zcrx"),
     (["record", "--backend", "zcrx-nodev"], 2, "7.1"),
@@ -196,7 +201,7 @@ COMBINATIONS = [
 
 
 @pytest.mark.parametrize("argv, code, words", COMBINATIONS, ids=[" ".join(c[0]) for c in COMBINATIONS])
-def test_bad_combinations_are_one_line(argv, code, words, sandbox, capsys):
+def test_bad_combinations_are_one_line(argv, code, words, sandbox, capsys, tmp_path):
     rc, lines = attempt(argv, capsys)
     count("bad inputs tried: combinations")
     if code is None and rc == 0:        # allowed to succeed (e.g. ls of an empty place), but cleanly
@@ -205,6 +210,7 @@ def test_bad_combinations_are_one_line(argv, code, words, sandbox, capsys):
     assert rc == code if code is not None else rc != 0, (rc, lines)
     assert len(lines) == 1, lines
     assert words is None or words in lines[0], lines
+    assert not any((tmp_path / "datasets").glob("*")), "a refused command wrote a dataset"
 
 
 def test_record_inside_the_lab_refuses_another_kernel(sandbox, capsys, monkeypatch):

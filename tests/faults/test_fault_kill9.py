@@ -18,7 +18,7 @@ from test_fault_signals import LOADGEN, start, wait_reached
 
 pytestmark = pytest.mark.root
 PLAN = ["--topology", "single,workers", "--rings", "2", "--repeat", "1", "--duration", "1.5", "--interval", "0.5",
-        "--probes", "ringsched", *PACED]       # `midrun` (the second run's first sample) leaves 1 s of the run
+        *PACED]       # `midrun` (the second run's first sample) leaves 1 s of the run
 NEXT = ["--duration", "1", "--repeat", "1", "--topology", "single", "--probes", "none", "--quiet", *PACED]
 PHASES = ["setup", "attach", "midrun", "writing"]
 
@@ -42,7 +42,7 @@ def no_other_record_starting() -> None:
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_sigkill_of_record_then_the_next_record_leaves_nothing(phase, tmp_path, clean):
-    p, markers, _ = start(phase, tmp_path, clean, *PLAN)
+    p, markers, _ = start(phase, tmp_path, clean, *PLAN, "--probes", "ringsched")
     wait_reached(p, markers)
     helpers = _children_named(p.pid)
     if phase == "midrun":      # the second run's load generators and its perf stat are running (the
@@ -73,7 +73,7 @@ def test_sigkill_of_record_then_the_next_record_leaves_nothing(phase, tmp_path, 
 
 def test_the_next_record_keeps_a_live_recordings_namespace(tmp_path, clean):
     """Two recordings at once: the one starting second removes nothing of the first."""
-    p, markers, _ = start("midrun", tmp_path, clean, *PLAN)
+    p, markers, _ = start("midrun", tmp_path, clean, *PLAN, "--probes", "none")
     wait_reached(p, markers)
     live_ns = f"zcxp-{p.pid}-0"
     assert live_ns in lo.netns_names()

@@ -92,6 +92,8 @@ def test_signal_at_each_phase_of_record(phase, sig, tmp_path, clean):
     ds = loaded_runs(path)
     assert ds.metadata["complete"] is False and ds.metadata["finished"]
     assert ds["runs"]["status"].tolist() == PHASES[phase]
+    if phase == "midrun":               # what the interrupted run measured before the signal is kept
+        assert ds["runs"].iloc[1]["bytes_received"] > 0
     if phase not in ("setup", "attach"):   # the attach report is written once attach finished
         assert ds.metadata["probes"], "the attach report was lost"
 
