@@ -181,11 +181,15 @@ def test_a_sender_killed_mid_run_fails_the_run_and_sigkill_of_record_leaves_noth
 
 def test_a_peers_link_taken_down_mid_run_fails_the_run_and_stops_the_recording(peers, tmp_path):
     """peer1's veth taken down while the senders send (two runs planned, each far longer than the
-    wait below): ssh's keep-alives drop the connection (remote.LOST_AFTER_S), the run ends failed
-    naming peer1's lost connection, the recording stops with that run on disk (one line, exit 1),
-    and once the link is back up nothing is left on either peer."""
+    wait below): ssh's keep-alives drop the connection — peer1's as the ssh configuration sets them
+    (every 1 s, 3 unanswered: 4 s), peer2's by default (8 s) —, the run ends failed naming peer1's
+    lost connection, the recording stops with that run on disk (one line, exit 1), and once the
+    link is back up nothing is left on either peer."""
+    config = tmp_path / "ssh_config"      # ssh takes the first value it reads: this block comes first
+    config.write_text("Host peer1\n  ServerAliveInterval 1\n  ServerAliveCountMax 3\n" + peers.config.read_text())
     argv = _record(peers, tmp_path, "--peers", "peer1,peer2", "--topology", "single", "--duration", "60")
     argv[argv.index("--repeat") + 1] = "2"
+    argv[argv.index("--ssh-config") + 1] = str(config)
     pair = peers.pairs[0]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -201,9 +205,12 @@ def test_a_peers_link_taken_down_mid_run_fails_the_run_and_stops_the_recording(p
     assert lines[0].startswith("zcrxprof: error: peer peer1: connection lost in run 1 of 2"), lines
     runs = pd.read_parquet(tmp_path / "ds" / "runs.parquet")
     assert list(runs.status) == ["failed"], runs.error.tolist()
-    assert runs.error[0].startswith("peer peer1: connection lost (no answer to ssh keep-alives"), runs.error[0]
+    assert runs.error[0].startswith("peer peer1: connection lost (no answer to ssh keep-alives within 4 s)"), \
+        runs.error[0]
     assert "sender@peer1 exited with status 255" in runs.error[0]
-    assert json.loads((tmp_path / "ds" / "metadata.json").read_text())["complete"] is False
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    assert meta["complete"] is False
+    assert [(p["peer"], p["lost_after_s"]) for p in meta["peers"]] == [("peer1", 4), ("peer2", 8)]
     assert peers.nothing_left(30) == ([], [])
 
 

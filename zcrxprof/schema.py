@@ -248,10 +248,10 @@ METADATA_KEYS: dict[str, str] = {
                     "when it could not run)",
     "peers": "null, or for `record --peer` one object per remote sender host: `{peer, hostname, kernel, arch, "
              "cpu_model, cpus, receiver_address, peer_address, nic, driver, mtu, clock_offset_s, clock_rtt_s, "
-             "loadgen_sha256, sender_command, setup_s, setup_steps_s}` — the route's NIC and driver toward the "
-             "receiver, the measured clock offset (peer − receiver, s), the sender's command line with `PORT` "
-             "for the run's port, and the seconds its set-up took (`setup_steps_s`: connect, preflight, deploy, "
-             "clock) "
+             "loadgen_sha256, sender_command, setup_s, setup_steps_s, lost_after_s}` — the route's NIC and "
+             "driver toward the receiver, the measured clock offset (peer − receiver, s), the sender's command "
+             "line with `PORT` for the run's port, the seconds its set-up took (`setup_steps_s`: connect, "
+             "preflight, deploy, clock), and the seconds of silence after which its ssh keep-alives drop it "
              "(docs/peers.md); no key, agent socket or password is recorded",
     "source": "`{tool, version, files, label, topology}` when the runs were imported from another tool's "
               "output (`zcrxprof import`: iperf3, neper, kperf; `topology` says whether it was given or "

@@ -31,9 +31,9 @@ from zcrxprof.loadgen import LoadgenProcess
 
 CONNECT_TIMEOUT_S = 10        # ssh ConnectTimeout and the wait for the control connection
 COMMAND_TIMEOUT_S = 30        # one short remote command (preflight, copy)
-ALIVE_INTERVAL_S = 2          # ServerAliveInterval: seconds of silence before ssh asks the peer
-ALIVE_COUNT_MAX = 3           # ServerAliveCountMax: unanswered asks before the connection is dropped
-LOST_AFTER_S = ALIVE_INTERVAL_S * (ALIVE_COUNT_MAX + 1)   # a silent peer is dropped within this
+# ssh keep-alives where the ssh configuration sets none (ServerAliveInterval 0): ask a silent peer
+# after 2 s, drop the connection after 3 unanswered asks, so a peer cut off is noticed within 8 s
+ALIVE_DEFAULT = (2, 3)        # (ServerAliveInterval, ServerAliveCountMax)
 CONTROL_PREFIX = "zcrxprof-ssh-"   # + the recording's pid + "-": its ssh control sockets, in the temp directory
 CLOCK_SAMPLES = 7             # clock-offset probes; the one with the shortest round trip counts
 KEY_HINT = ("set up key login first: ssh-keygen, then ssh-copy-id {dest} "
@@ -159,6 +159,13 @@ class Peer:
     master: subprocess.Popen | None = None
     keeper: subprocess.Popen | None = None
     clock_offset_s: float = 0.0                    # peer clock − this clock
+    alive: tuple[int, int] = ALIVE_DEFAULT         # keep-alives: the ssh configuration's, else ALIVE_DEFAULT
+
+    @property
+    def lost_after_s(self) -> int:
+        """Seconds of silence after which ssh drops the connection to this peer."""
+        interval, count = self.alive
+        return interval * (count + 1)
 
     @property
     def dest(self) -> str:
@@ -169,7 +176,7 @@ class Peer:
         running ``script`` with sh on the peer if given, over the control connection."""
         argv = ["ssh"] + (["-F", self.ssh_config] if self.ssh_config else [])
         argv += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
-                 "-o", f"ServerAliveInterval={ALIVE_INTERVAL_S}", "-o", f"ServerAliveCountMax={ALIVE_COUNT_MAX}",
+                 "-o", f"ServerAliveInterval={self.alive[0]}", "-o", f"ServerAliveCountMax={self.alive[1]}",
                  "-o", f"ControlPath={self.control_path}", "-o", "ClearAllForwardings=yes",
                  "-o", "ForwardAgent=no"]
         if self.address.user:
@@ -184,8 +191,23 @@ class Peer:
 
     # ---- the control connection --------------------------------------------------------------
 
+    def configured_keepalive(self) -> tuple[int, int]:
+        """(ServerAliveInterval, ServerAliveCountMax) as the ssh configuration sets them for this
+        peer (``ssh -G``), or ALIVE_DEFAULT where it sets no keep-alive."""
+        argv = ["ssh"] + (["-F", self.ssh_config] if self.ssh_config else []) + ["-G"]
+        argv += (["-l", self.address.user] if self.address.user else [])
+        argv += (["-p", str(self.address.port)] if self.address.port else []) + ["--", self.address.host]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+        options = dict(line.split(None, 1) for line in res.stdout.splitlines() if " " in line)
+        try:
+            interval, count = int(options["serveraliveinterval"]), int(options["serveralivecountmax"])
+        except (KeyError, ValueError):
+            return ALIVE_DEFAULT            # connect() reports what is wrong with the configuration
+        return (interval, count) if res.returncode == 0 and interval > 0 else ALIVE_DEFAULT
+
     def connect(self) -> None:
         """Open the control connection (one line on failure: unreachable, key, host key)."""
+        self.alive = self.configured_keepalive()
         errors = tempfile.TemporaryFile(mode="w+")
         self.master = children.start(self.ssh_argv("-M", "-N", "-o", "ControlMaster=yes",
                                                    "-o", "ControlPersist=no"),
@@ -298,7 +320,7 @@ class Peer:
 
     def lost(self) -> bool:
         """Whether the control connection is gone while the recording runs (its ssh exited: the
-        peer stopped answering keep-alives for LOST_AFTER_S, or closed the connection)."""
+        peer stopped answering keep-alives for ``lost_after_s``, or closed the connection)."""
         return self.master is not None and self.master.poll() is not None
 
     # ---- clean-up ----------------------------------------------------------------------------
@@ -407,7 +429,7 @@ def open_peers(stack, addresses: list[PeerAddress], binary: str | Path, *, ssh_c
         timed(i, "clock", peer.measure_clock)
     for peer, took in zip(peers, steps):
         peer.facts.update(setup_s=round(sum(took.values()), 4),
-                          setup_steps_s={k: round(v, 4) for k, v in took.items()})
+                          setup_steps_s={k: round(v, 4) for k, v in took.items()}, lost_after_s=peer.lost_after_s)
     return peers
 
 

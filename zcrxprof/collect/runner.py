@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from zcrxprof import children
 from zcrxprof.children import signals_deferred
-from zcrxprof.collect.peers import LOST_AFTER_S, START_MARK, start_time
+from zcrxprof.collect.peers import START_MARK, start_time
 from zcrxprof.collect.plan import RunSpec
 from zcrxprof.collect.plugins import RunContext
 from zcrxprof.collect.samplers import SystemSampler
@@ -349,7 +349,7 @@ class RunRecorder:
         spec, setup = self.spec, self.setup
         rsum = _row(rx.summary()) if rx else None
         tsums = [_row(tx.summary()) for tx in txs]
-        problems = [f"peer {p.dest}: connection lost (no answer to ssh keep-alives within {LOST_AFTER_S} s)"
+        problems = [f"peer {p.dest}: connection lost (no answer to ssh keep-alives within {p.lost_after_s} s)"
                     for p in setup.placement.peers if p.lost()]
         for child in (rx, *txs):
             if child is None:
