@@ -172,3 +172,20 @@ def test_thread_names_of_a_process():
     for name, tid in names.items():     # threads sharing a name: the last one read is kept
         assert (Path(f"/proc/{os.getpid()}/task/{tid}/comm")).read_text().strip() == name
     assert children.thread_names(2 ** 22 + 1) == {}
+
+
+def test_a_claimed_path_is_not_abandoned_even_where_its_owners_pid_cannot_be_seen(tmp_path):
+    """What a live process claims stays its own for a process in another PID namespace (which
+    sees no such pid); once released, or without a claim, a dead-looking owner's path is abandoned."""
+    path = tmp_path / "thing"
+    path.mkdir()
+    ask = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", sys.executable, "-c",
+           f"from zcrxprof import children; print(children.abandoned({str(path)!r}, {os.getpid()}))"]
+    children.claim(path)
+    try:
+        assert not children.abandoned(path, os.getpid())          # alive here
+        assert subprocess.run(ask, capture_output=True, text=True, timeout=60).stdout.split() == ["False"]
+    finally:
+        children.release(path)
+    assert subprocess.run(ask, capture_output=True, text=True, timeout=60).stdout.split() == ["True"]
+    assert not children.abandoned(tmp_path / "missing", 2 ** 22 + 1)

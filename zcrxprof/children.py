@@ -13,11 +13,16 @@ treats the signals that stop it.
   :func:`signals_deferred` holds them over a step that must not be cut (a table write) and
   delivers them when it ends.
 - :func:`group_members`, :func:`descendants` and :func:`thread_names` read /proc.
+- What a process leaves behind when it is SIGKILLed (a network namespace, a directory) is named
+  after its pid, and :func:`claim` holds a lock on it while it lives: :func:`abandoned` (owner not
+  alive here and no claim held) is what a later process may remove, so one in another PID
+  namespace, which cannot see the owner's pid, still leaves a live owner's things alone.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -277,6 +282,42 @@ def alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     fields = _stat_fields(pid)
     return bool(fields) and fields[0] != "Z"
+
+
+_claims: dict[str, int] = {}        # path → the open descriptor holding the claim
+
+
+def claim(path: str | Path) -> None:
+    """Hold a shared lock on ``path`` (a file, a directory or a network namespace's file) until
+    :func:`release` or this process's end, however it ends."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _claims[str(path)] = fd
+
+
+def release(path: str | Path) -> None:
+    """Drop the claim on ``path`` (an open descriptor would keep a network namespace alive)."""
+    fd = _claims.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def abandoned(path: str | Path, owner: int) -> bool:
+    """Whether ``path``, made by process ``owner``, is left over: that pid is not alive here and no
+    process holds a :func:`claim` on it. False when ``path`` cannot be opened."""
+    if alive(owner):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def group_members(pgid: int) -> list[int]:

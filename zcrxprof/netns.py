@@ -2,7 +2,8 @@
 
 Names and addresses are derived from the process id and a counter, so two recordings running at
 the same time never collide. A recording killed with SIGKILL cannot remove its own: the owner's
-pid in the names tells ``remove_stale()`` (called when every recording starts) which owners died.
+pid in the names and its claim on each namespace (``children.claim``, released only by its end)
+tell ``remove_stale()`` (called when every recording starts) which owners died.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from zcrxprof import children
 from zcrxprof.errors import ZcrxprofError
 
 PREFIX = "zcxp"            # namespace names: zcxp-<pid>-<n>; veth names: zx<pid>n<n>h / ...s
+NETNS_DIR = Path("/run/netns")      # where `ip netns add` puts a named namespace's file
 NETNS_NAME = re.compile(rf"{PREFIX}-(\d+)-(\d+)")
 VETH_NAME = re.compile(r"zx(\d+)n(\d+)[hs]")
 _counter = itertools.count()
@@ -70,19 +73,10 @@ def _pick_subnet(pid: int, n: int) -> str:
 
 
 def _delete(netns: str, host_if: str) -> None:
+    children.release(NETNS_DIR / netns)
     _ip("link", "del", host_if, check=False)
     _ip("netns", "del", netns, check=False)
     _live.discard(netns)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _netns_names() -> list[str]:
@@ -95,17 +89,19 @@ def _link_names() -> list[str]:
 
 
 def remove_stale() -> list[str]:
-    """Delete the namespaces and veths whose owner (the pid in their name) no longer exists;
-    returns the names removed. Those of live processes (a concurrent recording) stay."""
+    """Delete the namespaces whose owner (the pid in their name) is gone (``children.abandoned``)
+    and their veths; returns the names removed. Those of live recordings stay, in whatever PID
+    namespace they run."""
     removed = []
-    for name in _netns_names():
+    names = _netns_names()
+    for name in names:
         m = NETNS_NAME.fullmatch(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and children.abandoned(NETNS_DIR / name, int(m.group(1))):
             _delete(name, f"zx{m.group(1)}n{m.group(2)}h")
             removed.append(name)
     for link in _link_names():       # a pair whose namespace was never made or is gone already
         m = VETH_NAME.fullmatch(link)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and f"{PREFIX}-{m.group(1)}-{m.group(2)}" not in names and not children.alive(int(m.group(1))):
             _ip("link", "del", link, check=False)
             removed.append(link)
     gone = set(_netns_names()) | set(_link_names())
@@ -158,6 +154,7 @@ def sender_netns(mtu: int = 1500) -> Iterator[VethPair]:
             base = _pick_subnet(pid, n)
             pair = VethPair(netns, host_if, ns_if, f"{base}.1", f"{base}.2", 30, mtu)
             _ip("netns", "add", netns)
+            children.claim(NETNS_DIR / netns)
             _ip("link", "add", host_if, "mtu", str(mtu), "type", "veth", "peer", "name", ns_if,
                 "mtu", str(mtu))
             _ip("link", "set", ns_if, "netns", netns)

@@ -62,7 +62,7 @@ def remove_stale_control_dirs() -> list[Path]:
     removed = []
     for d in Path(tempfile.gettempdir()).glob(f"{CONTROL_PREFIX}*-*"):
         pid = d.name[len(CONTROL_PREFIX):].partition("-")[0]
-        if d.is_dir() and pid.isdigit() and not children.alive(int(pid)):
+        if d.is_dir() and pid.isdigit() and children.abandoned(d, int(pid)):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed
@@ -408,6 +408,8 @@ def open_peers(stack, addresses: list[PeerAddress], binary: str | Path, *, ssh_c
     check_static(binary)
     control = tempfile.TemporaryDirectory(prefix=f"{CONTROL_PREFIX}{os.getpid()}-")      # mode 0700
     stack.callback(control.cleanup)
+    children.claim(control.name)              # ours while we live (remove_stale_control_dirs)
+    stack.callback(children.release, control.name)
     peers = [Peer(a, f"{control.name}/{i}", ssh_config, peer_dir) for i, a in enumerate(addresses)]
     steps = [{} for _ in peers]                  # per peer: seconds each set-up step took
 
