@@ -16,7 +16,8 @@
    reaped), never a tool's own report. Gbit/s: bytes the receiver got x 8 / the sending time
    (every sender is told to send for BENCH_SECONDS). Printed: median [min..max] of each tool's
    runs and of the per-repetition ratios, the load generator's run-time receive parameters
-   (params.bundle_rule says why its bundle is what it is), and as a diagnostic the receiver's
+   (params.bundle_rule says why its bundle is what it is, params.reuse_rule in which order it
+   gives buffers back to the kernel), and as a diagnostic the receiver's
    own count of voluntary context switches per GB (load generator and minrecv only);
    written: bench/out/loadgen-receivers.json (every run).
 2. ("scaling") single vs shared-ifq (2 rings) at --work-ns-per-kib 2000, sender paced: scaling
@@ -177,8 +178,8 @@ def run_loadgen(send: str) -> dict:
         rx.close()
     assert s.status == "ok" and s.bytes_received > 0
     t = next(t for t in s.threads if t["role"] == "rx")
-    params = {k: s.params.get(k) for k in ("bufs", "buf_size", "bundle", "bundle_rule", "wait_batch",
-                                            "wait_min_us")}
+    params = {k: s.params.get(k) for k in ("bufs", "buf_size", "bundle", "bundle_rule", "reuse", "reuse_rule",
+                                            "wait_batch", "wait_min_us")}
     return {"bytes": s.bytes_received, "cpu_ns": cpu, "wall_s": wall, "nvcsw": t["nvcsw"], "params": params}
 
 

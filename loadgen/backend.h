@@ -83,6 +83,8 @@ struct rx_ring {                /* one receive ring, owned by its thread */
 	void *priv;             /* per-ring backend state, set by ring_init */
 	uint32_t bundle;        /* set by ring_init: buffers one CQE may carry (> 1: see next_buf) */
 	char bundle_rule[96];   /* set by ring_init: why bundle is what it is (params.bundle_rule) */
+	const char *reuse;      /* set by ring_init (copy): "lifo" or "fifo" (params.reuse); NULL: none */
+	const char *reuse_rule; /* ... and why (params.reuse_rule) */
 };
 
 struct rx_backend {

@@ -50,6 +50,8 @@ struct lg_config {
 	bool verify;
 	uint32_t bundle;                /* copy: at most this many buffers per receive completion (1: unbundled) */
 	bool bundle_set;                /* --bundle was given */
+	bool reuse_fifo;                /* copy: --reuse fifo (buffers go back to the kernel in turn) */
+	bool reuse_set;                 /* --reuse was given */
 	bool json;
 	int64_t corrupt_offset;         /* test only: sender flips the byte at this offset of conn 0 */
 	unsigned ring_entries;          /* SQ entries per ring */

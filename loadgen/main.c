@@ -482,6 +482,9 @@ static void summary(struct run *run)
 			out_printf("  receives bundle up to %u buffers (%s)\n",
 				   run->rcv.rings[0].r.bundle > 1 ? run->rcv.rings[0].r.bundle : 1,
 				   run->rcv.rings[0].r.bundle_rule);
+		if (run->have_rcv && run->rcv.rings && run->rcv.rings[0].r.reuse)
+			out_printf("  buffers reused %s (%s)\n", run->rcv.rings[0].r.reuse,
+				   run->rcv.rings[0].r.reuse_rule);
 		shared_cores_line("  ");
 		out_printf("  %-9s %-6s %4s %14s %11s %9s %9s %9s %8s %8s %9s\n", "thread", "role", "ring",
 			   "bytes", "completions", "usr_ms", "sys_ms", "work_ms", "nvcsw", "nivcsw", "enobufs");
@@ -577,6 +580,11 @@ static void summary(struct run *run)
 	       run->rcv.rings[0].r.bundle > 1 ? run->rcv.rings[0].r.bundle : 1);
 	/* why: --bundle, the default's rule (the receiving CPU's L2 cache), or what the kernel lacks */
 	jb_str(&j, "bundle_rule", run->have_rcv && run->rcv.rings ? run->rcv.rings[0].r.bundle_rule : "");
+	/* copy: which free buffer the kernel receives into next (--reuse; shared-ifq: in order), and why */
+	jb_str(&j, "reuse", run->have_rcv && run->rcv.rings && run->rcv.rings[0].r.reuse ?
+	       run->rcv.rings[0].r.reuse : "");
+	jb_str(&j, "reuse_rule", run->have_rcv && run->rcv.rings && run->rcv.rings[0].r.reuse_rule ?
+	       run->rcv.rings[0].r.reuse_rule : "");
 	json_cpus(&j, "rx_cpus", g_cfg.rx_cpus, g_cfg.n_rx_cpus);
 	json_cpus(&j, "tx_cpus", g_cfg.tx_cpus, g_cfg.n_tx_cpus);
 	jb_str(&j, "work", g_cfg.work == WORK_CHECKSUM ? "checksum" : "none");

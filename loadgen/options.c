@@ -86,6 +86,12 @@ static const char usage_text[] =
 "                        receiving CPU's L2 cache (256 KiB if unknown), 1..16: larger receives\n"
 "                        copy from and into memory that no longer fits it. params.bundle is the\n"
 "                        N the rings used, params.bundle_rule why\n"
+"  --reuse R             copy backend: which free buffer the kernel receives into next.\n"
+"                        lifo (default): the one given back last, still in the CPU's cache, so\n"
+"                        the pool's size does not decide how much memory the copy sweeps; fifo:\n"
+"                        every buffer of the pool in turn. shared-ifq is always fifo (its rings\n"
+"                        refill from one queue, in order). params.reuse is the order the rings\n"
+"                        used, params.reuse_rule why\n"
 "\n"
 "placement:\n"
 "  --listen ADDR:PORT    receiver only: accept C connections from any TCP client\n"
@@ -113,7 +119,7 @@ enum {
 	OPT_INTERVAL, OPT_SEND_SIZE, OPT_RATE, OPT_BUF_SIZE, OPT_BUFS, OPT_RX_CPUS, OPT_TX_CPUS,
 	OPT_WORK, OPT_WORK_NS, OPT_VERIFY, OPT_NO_VERIFY, OPT_LISTEN, OPT_CONNECT, OPT_JSON,
 	OPT_CORRUPT, OPT_HELP, OPT_IFNAME, OPT_QUEUE, OPT_SETUP_NIC, OPT_WAIT_BATCH, OPT_WAIT_MIN_US,
-	OPT_BUNDLE, OPT_SHARE_UAPI, OPT_KERNEL_FEATURES, OPT_QUEUES, OPT_PREFLIGHT, OPT_PORTS,
+	OPT_BUNDLE, OPT_REUSE, OPT_SHARE_UAPI, OPT_KERNEL_FEATURES, OPT_QUEUES, OPT_PREFLIGHT, OPT_PORTS,
 	OPT_NIC_TRANSCRIPT, OPT_NIC_MODEL,
 };
 
@@ -151,6 +157,7 @@ static const struct option longopts[] = {
 	{ "wait-batch", required_argument, NULL, OPT_WAIT_BATCH },
 	{ "wait-min-us", required_argument, NULL, OPT_WAIT_MIN_US },
 	{ "bundle", required_argument, NULL, OPT_BUNDLE },
+	{ "reuse", required_argument, NULL, OPT_REUSE },
 	{ "share-uapi", required_argument, NULL, OPT_SHARE_UAPI },
 	{ "kernel-features", no_argument, NULL, OPT_KERNEL_FEATURES },
 	{ NULL, 0, NULL, 0 },
@@ -423,6 +430,12 @@ int parse_options(int argc, char **argv, struct lg_config *cfg)
 				return -1;
 			cfg->bundle = (uint32_t)v;
 			cfg->bundle_set = true;
+			break;
+		case OPT_REUSE:
+			if (strcmp(a, "lifo") && strcmp(a, "fifo"))
+				return bad("--reuse: unknown '%s' (lifo, fifo)%s", a, "");
+			cfg->reuse_fifo = !strcmp(a, "fifo");
+			cfg->reuse_set = true;
 			break;
 		case OPT_SHARE_UAPI:
 			if (strcmp(a, "export") && strcmp(a, "v4"))

@@ -13,6 +13,18 @@
  * that buffer and the ones after it in buffer-ring order, each full but the last. ring_bid[]
  * remembers which id went into each ring slot and bid_slot[] where each id went, so next_buf()
  * can name them all.
+ * Reuse order (--reuse, params.reuse): the kernel takes buffers from a provided-buffer ring in
+ * ring order, so buffers put back at its tail come round again only after every other buffer of
+ * the pool: the copy sweeps the whole pool (128 x 64 KiB = 8 MiB by default, several times an L2
+ * cache) and writes into memory the CPU no longer caches. lifo (the default but for shared-ifq)
+ * instead writes the buffers given back since the last refill over the ring slots the kernel
+ * reads next, most recent first, and moves the buffers that were there to the tail: the kernel
+ * receives into the buffers that were just read, and the pool stays whole in the ring (no more
+ * ENOBUFS than in turn). That is safe because the kernel consumes ring slots only inside this
+ * ring's own io_uring_enter() (IORING_SETUP_DEFER_TASKRUN + SINGLE_ISSUER: receives run as task
+ * work of this thread) and in order, so once every CQE was read the slot after the last
+ * delivered buffer is the kernel's head. A refill with CQEs still unread (or overflowed) does
+ * not know the head and appends in turn.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -48,10 +60,14 @@ struct copy_ring {
 	uint32_t target;                /* shared: this ring's share of the pool */
 	uint16_t *batch;                /* shared: ids put() since the last refill() */
 	uint32_t nbatch;
-	/* bundles: the id in each ring slot, the (unmasked) slot of each id, and the CQE in hand */
+	/* bundles and lifo: the id in each ring slot, the slot of each id (slots count like the
+	 * ring's 16-bit tail), and the CQE in hand */
 	uint16_t *ring_bid;
-	uint32_t *bid_slot;
-	uint32_t next_slot, bundle_left;
+	uint16_t *bid_slot;
+	uint16_t next_slot;
+	uint32_t bundle_left;
+	bool lifo;                      /* put() collects ids in batch, refill() puts them first */
+	uint16_t head;                  /* lifo: the slot after the last buffer delivered */
 };
 
 static uint32_t pow2_at_least(uint32_t n)
@@ -94,6 +110,11 @@ static int copy_check(const struct lg_config *cfg, struct lg_error *err)
 {
 	if (cfg->ifname || cfg->queue >= 0 || cfg->nqueues || cfg->setup_nic) {
 		lg_error_set(err, NULL, 0, "--ifname/--queue/--queues/--setup-nic go with --backend zcrx, not copy");
+		return -1;
+	}
+	if (cfg->topology == TOPO_SHARED_IFQ && cfg->reuse_set && !cfg->reuse_fifo) {
+		lg_error_set(err, NULL, 0, "--reuse lifo does not go with --topology shared-ifq (its rings "
+			     "refill from one queue, in order)");
 		return -1;
 	}
 	if ((uint64_t)cfg->bufs * cfg->buf_size > (16ULL << 30)) {
@@ -165,17 +186,49 @@ static void copy_ring_params(const struct lg_config *cfg, struct io_uring_params
 	*entries = cfg->ring_entries;
 }
 
-static void add_buf(struct copy_ring *c, uint32_t bid)
+/* Write buffer bid into ring slot (published or not), remembering where it went. */
+static void set_slot(struct copy_ring *c, uint16_t slot, uint32_t bid)
 {
-	if (c->ring_bid) {
-		uint32_t slot = (uint32_t)c->br->tail + (uint32_t)c->adds;
+	struct io_uring_buf *b = &c->br->bufs[slot & (c->entries - 1)];
 
+	if (c->ring_bid) {
 		c->ring_bid[slot & (c->entries - 1)] = (uint16_t)bid;
 		c->bid_slot[bid] = slot;
 	}
-	io_uring_buf_ring_add(c->br, c->pool->area + (size_t)bid * c->pool->buf_size,
-			      c->pool->buf_size, (unsigned short)bid,
-			      io_uring_buf_ring_mask(c->entries), c->adds++);
+	b->addr = (uint64_t)(uintptr_t)(c->pool->area + (size_t)bid * c->pool->buf_size);
+	b->len = c->pool->buf_size;
+	b->bid = (uint16_t)bid;
+}
+
+/* Append buffer bid at the tail (published by the next refill()). */
+static void add_buf(struct copy_ring *c, uint32_t bid)
+{
+	set_slot(c, (uint16_t)(c->br->tail + c->adds), bid);
+	c->adds++;
+}
+
+/*
+ * lifo: the buffers put() since the last refill go into the slots the kernel reads next, the
+ * last one given back first; each buffer that was in such a slot moves to the tail. Only when
+ * every CQE was read (none waiting, none overflowed): then c->head is the kernel's head.
+ */
+static void lifo_refill(struct rx_ring *r, struct copy_ring *c)
+{
+	bool head_known = io_uring_cq_ready(&r->ring) == 0 &&
+			  !(IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW);
+	uint16_t slot = c->head;
+
+	for (uint32_t i = c->nbatch; i-- > 0;) {
+		uint16_t tail = (uint16_t)(c->br->tail + c->adds);
+
+		if (head_known && slot != tail) {       /* slot is posted and not yet taken */
+			add_buf(c, c->ring_bid[slot & (c->entries - 1)]);
+			set_slot(c, slot++, c->batch[i]);
+		} else {
+			add_buf(c, c->batch[i]);
+		}
+	}
+	c->nbatch = 0;
 }
 
 /* shared-ifq: hand this batch's buffers to the shared queue, then take this ring's share. */
@@ -330,6 +383,18 @@ static int copy_ring_init(struct rx_ring *r, struct lg_error *err)
 		c->pool = &c->own;
 	}
 	c->entries = pow2_at_least(c->pool->nbufs);
+	c->lifo = !c->shared && !cfg->reuse_fifo;
+	r->reuse = c->lifo ? "lifo" : "fifo";
+	r->reuse_rule = cfg->reuse_set ? (c->lifo ? "--reuse lifo" : "--reuse fifo") :
+			c->shared ? "shared-ifq: one refill queue, in order" :
+			"default: the buffer given back last first";
+	if (c->lifo) {
+		c->batch = calloc(c->pool->nbufs, sizeof(*c->batch));
+		if (!c->batch) {
+			lg_error_set(err, "calloc", ENOMEM, "ring %d refill batch", r->index);
+			return -1;
+		}
+	}
 	if (cfg->bundle_set) {
 		r->bundle = cfg->bundle;
 		snprintf(r->bundle_rule, sizeof(r->bundle_rule), "--bundle %u", cfg->bundle);
@@ -344,7 +409,7 @@ static int copy_ring_init(struct rx_ring *r, struct lg_error *err)
 		r->bundle = 1;          /* bundles without a cap would drain whole sockets at once */
 		snprintf(r->bundle_rule, sizeof(r->bundle_rule), "kernel without a per-receive cap");
 	}
-	if (r->bundle > 1) {
+	if (r->bundle > 1 || c->lifo) {
 		c->ring_bid = calloc(c->entries, sizeof(*c->ring_bid));
 		c->bid_slot = calloc(c->pool->nbufs, sizeof(*c->bid_slot));
 		if (!c->ring_bid || !c->bid_slot) {
@@ -414,7 +479,7 @@ static void copy_put(struct rx_ring *r, const struct rx_buf *buf)
 {
 	struct copy_ring *c = r->priv;
 
-	if (c->shared)
+	if (c->shared || c->lifo)
 		c->batch[c->nbatch++] = (uint16_t)buf->token;
 	else
 		add_buf(c, (uint32_t)buf->token);
@@ -448,6 +513,12 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 	}
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	delivered(c, bid, buf);
+	if (c->lifo) {  /* the kernel took this buffer's slot and, bundled, the ones after it */
+		uint32_t taken = cqe->res > 0 ?
+				 ((uint32_t)cqe->res + c->pool->buf_size - 1) / c->pool->buf_size : 1;
+
+		c->head = (uint16_t)(c->bid_slot[bid] + taken);
+	}
 	if (cqe->res <= 0) {            /* a buffer came back without data: return it at once */
 		buf->len = 0;
 		copy_put(r, buf);
@@ -459,7 +530,7 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 	buf->len = (uint32_t)cqe->res;
 	if (buf->len > c->pool->buf_size) {            /* bundled */
 		c->bundle_left = buf->len - c->pool->buf_size;
-		c->next_slot = c->bid_slot[bid] + 1;
+		c->next_slot = (uint16_t)(c->bid_slot[bid] + 1);
 		buf->len = c->pool->buf_size;
 	}
 	return RX_CQE_DATA;
@@ -485,6 +556,8 @@ static int copy_refill(struct rx_ring *r, struct lg_error *err)
 
 	if (c->shared)
 		shared_refill(c);
+	else if (c->lifo)
+		lifo_refill(r, c);
 	if (c->adds) {
 		io_uring_buf_ring_advance(c->br, c->adds);
 		c->adds = 0;

@@ -101,6 +101,11 @@ static int zcrx_check_common(const struct lg_config *cfg, bool nodev, struct lg_
 			     "completion per buffer)");
 		return -1;
 	}
+	if (cfg->reuse_set) {
+		lg_error_set(err, NULL, 0, "--reuse goes with --backend copy (a zcrx ring gets its buffers "
+			     "back through the refill ring, in order)");
+		return -1;
+	}
 	if (nodev && (cfg->ifname || cfg->queue >= 0 || cfg->nqueues || cfg->setup_nic)) {
 		lg_error_set(err, NULL, 0, "--ifname/--queue/--queues/--setup-nic go with --backend zcrx, not zcrx-nodev");
 		return -1;

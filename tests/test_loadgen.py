@@ -63,6 +63,11 @@ def test_topology_over_loopback(loadgen_bin, topology):
     ifqs = {r.ifq for r in regs}
     assert ifqs == ({0} if topology == "shared-ifq" else set(range(rings)))
     assert len(res.summary.threads) == rings + (2 if topology == "workers" else 0) + res.summary.connections
+    # the kernel receives into the buffer given back last, but where rings share one refill queue
+    p = res.summary.params
+    assert (p["reuse"], p["reuse_rule"]) == (("fifo", "shared-ifq: one refill queue, in order")
+                                             if topology == "shared-ifq" else
+                                             ("lifo", "default: the buffer given back last first")), p
 
 
 @pytest.mark.parametrize("topology", list(TOPO_ARGS))
@@ -166,10 +171,16 @@ def test_bundled_receives_deliver_every_byte_in_order(loadgen_bin, topology):
 
 
 def test_bundle_1_gives_one_buffer_per_completion(loadgen_bin):
+    # a small pool, given back most recent first (lifo): often dry, every byte still in order
     s = loadgen.run(["--bundle", "1", "--buf-size", "4K", "--bufs", "16", *SHORT], timeout=60).summary
     assert s.params["bundle"] == 1 and s.params["bundle_rule"] == "--bundle 1"
+    assert (s.params["bufs"], s.params["reuse"]) == (16, "lifo")        # an explicit --bufs wins
     assert s.verify_errors == 0 and s.bytes_received == s.bytes_sent
     assert rx_totals(s, "completions") == rx_totals(s, "bufs_returned") >= s.bytes_received / 4096
+    # --reuse fifo: every buffer of the pool in turn, recorded as asked
+    f = loadgen.run(["--reuse", "fifo", "--buf-size", "4K", "--bufs", "16", *SHORT], timeout=60).summary
+    assert (f.params["reuse"], f.params["reuse_rule"], f.params["bufs"]) == ("fifo", "--reuse fifo", 16)
+    assert f.verify_errors == 0 and f.bytes_received == f.bytes_sent > 0
 
 
 def test_paced_sender_keeps_the_rate(loadgen_bin):

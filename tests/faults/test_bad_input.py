@@ -437,6 +437,8 @@ def test_loadgen_refuses_bad_values_of_every_flag():
     (["--send-size", "0"], "--send-size"),
     (["--buf-size", "1"], "--buf-size"),
     (["--bufs", "0"], "--bufs"),
+    (["--topology", "shared-ifq", "--reuse", "lifo"], "--reuse lifo"),
+    (["--backend", "zcrx-nodev", "--reuse", "fifo"], "--reuse goes with --backend copy"),
     (["--connect", "not-an-address"], "address"),
     (["--listen", "300.1.1.1:1"], "resolve"),
 ])
