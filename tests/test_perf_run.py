@@ -200,7 +200,7 @@ def test_collectors_through_the_plugin_protocol(workload, tmp_path):
 def test_stat_stop_returns_the_whole_output_while_perf_still_closes_its_counters(workload, tmp_path):
     """stop() returns once perf is closing its counters (tracepoints unregister slowly), with every
     line perf ever writes: the file read after perf exited parses to the same frame."""
-    from zcrxprof.perf.stat import parse_stat
+    from zcrxprof.perf.stat import mark_suppressed, parse_stat
     events = [*tool.SOFTWARE_EVENTS, *tool.available_tracepoints(tool.TRACEPOINTS)[0]]
     s = StatSession(PERF, sorted(_threads(workload.pid).values()), events, tmp_path / "out", interval_ms=200)
     s.start()
@@ -213,6 +213,15 @@ def test_stat_stop_returns_the_whole_output_while_perf_still_closes_its_counters
     after = parse_stat((tmp_path / "out").read_text(), s.fmt)
     assert len(frame) > 0 and frame.equals(after)
     assert frame["t"].nunique() >= 2          # the ticks, then the last, partial interval
+    # stopped at once, while perf still starts up (and closes files): whatever it writes, it is all
+    # there too, and marking suppressed counts copes with no interval at all
+    s = StatSession(PERF, sorted(_threads(workload.pid).values()), events, tmp_path / "early", interval_ms=200)
+    s.start()
+    frame = s.stop()
+    s.finish()
+    early = tmp_path / "early"               # perf may not have opened it yet
+    assert frame.equals(parse_stat(early.read_text() if early.exists() else "", s.fmt)) and _no_perf_child_of_ours()
+    assert mark_suppressed(frame.iloc[:0], {"sched_switch"})[1] == []
 
 
 def _no_perf_child_of_ours() -> bool:

@@ -126,6 +126,8 @@ def mark_suppressed(frame: pd.DataFrame, bpf_tracepoints: set[str]) -> tuple[pd.
     thread and interval, ±2 for the read skew; below half of it when no BPF program was seen on
     sched_switch); other tracepoints in ``bpf_tracepoints`` (names without system) are suppressed
     where they read 0. Returns the frame and the affected events."""
+    if frame.empty:             # perf stopped before its first interval: nothing to mark
+        return frame, []
     frame = frame.copy()
     counted = frame["status"] == "counted"
     bad = pd.Series(False, index=frame.index)
@@ -173,18 +175,20 @@ class StatSession:
 
         perf prints that interval, then closes its counters; the kernel unregisters each tracepoint
         counter on close, ~36 ms apiece (measured: 20 tracepoints took 0.72 s after each run). So
-        once perf is closing (``/proc/PID/syscall`` shows close), its output is whole and perf is
-        left to exit: :meth:`finish` reaps it. A perf that exits (or never reaches its close) is
-        waited for as before.
+        once perf has written output and is closing (``/proc/PID/syscall`` shows close), its output
+        is whole and perf is left to exit: :meth:`finish` reaps it. A perf that has written nothing
+        yet (stopped while it was still starting up, when it closes files too), exits, or never
+        reaches its close is waited for as before.
         """
         proc, self.proc = self.proc, None
         err = ""
+        done = lambda: _closing(proc.pid) and self.out.exists() and self.out.stat().st_size > 0
         if proc is not None and proc.poll() is None:
             children.signal_group(proc.pid, signal.SIGINT)
             deadline = time.monotonic() + LAST_INTERVAL_WAIT_S
-            while proc.poll() is None and not _closing(proc.pid) and time.monotonic() < deadline:
+            while proc.poll() is None and not done() and time.monotonic() < deadline:
                 time.sleep(0.005)
-        if proc is not None and proc.poll() is None and _closing(proc.pid):
+        if proc is not None and proc.poll() is None and done():
             self.draining = proc
         else:
             err = stop_perf(proc, "perf stat")
@@ -207,7 +211,7 @@ class StatSession:
 
 
 def _closing(pid: int) -> bool:
-    """Whether perf ``pid`` is inside close(2), which it calls only after printing its last interval."""
+    """Whether perf ``pid`` is inside close(2): once it has printed intervals, only after its last one."""
     try:
         return _SYS_CLOSE is not None and Path(f"/proc/{pid}/syscall").read_text().split()[0] == str(_SYS_CLOSE)
     except (OSError, IndexError):
