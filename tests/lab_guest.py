@@ -39,7 +39,7 @@ from pathlib import Path
 from leftovers import BACKGROUND_VAR, comm
 from paced import PACED
 from user_kernel import debian_kernel_as_build_tree
-from zcrxprof import children, lab
+from zcrxprof import children, lab, netns
 from zcrxprof.lab import wire
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def _run_background(version: str, out: Path) -> None:
     sender = threading.Thread(target=_wire_sender, args=(out / "wire",), daemon=True)
     sender.start()
     res = lab.run(["sh", str(out / "guest.sh")], kernel=k.version, cwd=ROOT, timeout=TIMEOUT_S, wire=True)
-    (out / "wire" / "netns_after").write_text(json.dumps(sorted(p.name for p in wire.NETNS_DIR.glob("*"))))
+    (out / "wire" / "netns_after").write_text(json.dumps(sorted(p.name for p in netns.NETNS_DIR.glob("*"))))
     (out / "result.json").write_text(json.dumps(lab.result_dict(res)))
     # the prepared kernel presented as a user's build tree: `lab run`, then `record` (RECORD_ARGV)
     tree = debian_kernel_as_build_tree(k, out / "user-kernel" / "linux")

@@ -143,10 +143,11 @@ def _wait_for_guest(proc, run_dir: Path, t0: float, timeout: float, boot_deadlin
 
 def _remove_stale_runs(runs_dir: Path) -> None:
     """Remove the scratch directories of lab runs whose process died without cleaning up (SIGKILL);
-    each is named ``run-<pid>-…`` after the process that made it."""
+    each is named ``run-<pid>-…`` after the process that made it and claimed by it
+    (``children.abandoned``)."""
     for d in runs_dir.glob("run-*-*"):
         owner = d.name.split("-")[1]
-        if owner.isdigit() and not children.alive(int(owner)):
+        if owner.isdigit() and children.abandoned(d, int(owner)):
             shutil.rmtree(d, ignore_errors=True)
 
 
@@ -158,6 +159,7 @@ def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int,
     runs_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_runs(runs_dir)
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=runs_dir))
+    children.claim(run_dir)
     try:
         script = run_dir / "cmd.sh"
         share = paths.lab_share_dir()
@@ -209,6 +211,7 @@ def _boot_once(k: LabKernel | UserKernel, accel: str, cmd: list[str], cpus: int,
                          boot_s=started_at[0] - t0, command_s=t_end - started_at[0], timed_out=timed_out,
                          pgid=proc.pid, wire_netns=wire_netns, cpus=cpus)
     finally:
+        children.release(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

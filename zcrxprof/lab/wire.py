@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from pathlib import Path
 
 from zcrxprof import children, netns
 from zcrxprof.errors import ZcrxprofError
@@ -28,7 +27,6 @@ TAP = "zlabtap0"                 # inside the namespace: no name clash with the 
 HOST_ADDR = "10.199.0.1"
 GUEST_ADDR = "10.199.0.2"
 PREFIX_LEN = 24
-NETNS_DIR = Path("/run/netns")
 
 
 def netns_name(pid: int | None = None) -> str:
@@ -47,15 +45,17 @@ def _ip(*args: str) -> None:
 
 def remove(name: str) -> None:
     """Delete the namespace ``name`` (its tap goes with it); nothing if it is gone."""
-    if (NETNS_DIR / name).exists():
+    children.release(netns.NETNS_DIR / name)
+    if (netns.NETNS_DIR / name).exists():
         subprocess.run(["ip", "netns", "del", name], capture_output=True, stdin=subprocess.DEVNULL)
 
 
 def remove_stale() -> None:
-    """Delete the wire namespaces of lab runs whose process died without cleaning up (SIGKILL)."""
-    for p in NETNS_DIR.glob(f"{netns.PREFIX}-*{NETNS_SUFFIX}") if NETNS_DIR.is_dir() else []:
+    """Delete the wire namespaces of lab runs whose process died without cleaning up (SIGKILL):
+    ``children.abandoned``, as a recording's sender namespaces."""
+    for p in netns.NETNS_DIR.glob(f"{netns.PREFIX}-*{NETNS_SUFFIX}") if netns.NETNS_DIR.is_dir() else []:
         owner = p.name.removeprefix(f"{netns.PREFIX}-").removesuffix(NETNS_SUFFIX)
-        if owner.isdigit() and not children.alive(int(owner)):
+        if owner.isdigit() and children.abandoned(p, int(owner)):
             remove(p.name)
 
 
@@ -66,6 +66,7 @@ def create() -> str:
     name = netns_name()
     remove(name)
     _ip("netns", "add", name)
+    children.claim(netns.NETNS_DIR / name)       # ours while we live (remove_stale)
     try:
         _ip("-n", name, "link", "set", "lo", "up")
         _ip("-n", name, "tuntap", "add", "dev", TAP, "mode", "tap")
