@@ -2,8 +2,8 @@
 
 Names and addresses are derived from the process id and a counter, so two recordings running at
 the same time never collide. A recording killed with SIGKILL cannot remove its own: the owner's
-pid in the names and its claim on each namespace (``children.claim``, released only by its end)
-tell ``remove_stale()`` (called when every recording starts) which owners died.
+pid in the names and its claim on each namespace (``children.claim``, held until it deletes the
+namespace or dies) tell ``remove_stale()`` (called when every recording starts) which owners died.
 """
 from __future__ import annotations
 

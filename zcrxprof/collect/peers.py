@@ -431,7 +431,8 @@ def open_peers(stack, addresses: list[PeerAddress], binary: str | Path, *, ssh_c
         timed(i, "clock", peer.measure_clock)
     for peer, took in zip(peers, steps):
         peer.facts.update(setup_s=round(sum(took.values()), 4),
-                          setup_steps_s={k: round(v, 4) for k, v in took.items()}, lost_after_s=peer.lost_after_s)
+                          setup_steps_s={k: round(v, 4) for k, v in took.items()},
+                          lost_after_s=peer.lost_after_s)
     return peers
 
 
