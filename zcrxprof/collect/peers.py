@@ -201,9 +201,9 @@ class Peer:
         options = dict(line.split(None, 1) for line in res.stdout.splitlines() if " " in line)
         try:
             interval, count = int(options["serveraliveinterval"]), int(options["serveralivecountmax"])
-        except (KeyError, ValueError):
-            return ALIVE_DEFAULT            # connect() reports what is wrong with the configuration
-        return (interval, count) if res.returncode == 0 and interval > 0 else ALIVE_DEFAULT
+        except (KeyError, ValueError):      # a configuration ssh refuses: connect() says what is wrong
+            return ALIVE_DEFAULT
+        return (interval, count) if interval > 0 else ALIVE_DEFAULT
 
     def connect(self) -> None:
         """Open the control connection (one line on failure: unreachable, key, host key)."""

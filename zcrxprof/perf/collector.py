@@ -94,7 +94,7 @@ class PerfStatCollector:
     def start(self, ctx) -> None:
         """Attach perf stat to the run's threads."""
         _labels(self.perf, ctx)
-        for done in [d for d in self.draining if d.draining is None or d.draining.poll() is not None]:
+        for done in [d for d in self.draining if d.draining.poll() is not None]:
             done.finish()
             self.draining.remove(done)
         tids = sorted(set(ctx.tids.values())) or [ctx.pid]

@@ -181,14 +181,16 @@ class StatSession:
         reaches its close is waited for as before.
         """
         proc, self.proc = self.proc, None
-        err = ""
-        done = lambda: _closing(proc.pid) and self.out.exists() and self.out.stat().st_size > 0
+        err, closing = "", False
         if proc is not None and proc.poll() is None:
             children.signal_group(proc.pid, signal.SIGINT)
             deadline = time.monotonic() + LAST_INTERVAL_WAIT_S
-            while proc.poll() is None and not done() and time.monotonic() < deadline:
+            while proc.poll() is None and time.monotonic() < deadline:
+                closing = _closing(proc.pid) and self.out.exists() and self.out.stat().st_size > 0
+                if closing:
+                    break
                 time.sleep(0.005)
-        if proc is not None and proc.poll() is None and done():
+        if closing:
             self.draining = proc
         else:
             err = stop_perf(proc, "perf stat")
