@@ -482,9 +482,19 @@ static void summary(struct run *run)
 			out_printf("  receives bundle up to %u buffers (%s)\n",
 				   run->rcv.rings[0].r.bundle > 1 ? run->rcv.rings[0].r.bundle : 1,
 				   run->rcv.rings[0].r.bundle_rule);
-		if (run->have_rcv && run->rcv.rings && run->rcv.rings[0].r.reuse)
-			out_printf("  buffers reused %s (%s)\n", run->rcv.rings[0].r.reuse,
-				   run->rcv.rings[0].r.reuse_rule);
+		if (run->have_rcv && run->rcv.rings && run->rcv.rings[0].r.reuse) {
+			uint32_t lo = UINT32_MAX, hi = 0;
+
+			for (int i = 0; i < g_cfg.rings; i++) {
+				uint32_t n = run->rcv.rings[i].r.buffers_used;
+
+				lo = n < lo ? n : lo;
+				hi = n > hi ? n : hi;
+			}
+			out_printf("  buffers reused %s (%s); a ring received into %u..%u of %u buffers\n",
+				   run->rcv.rings[0].r.reuse, run->rcv.rings[0].r.reuse_rule, lo, hi,
+				   g_cfg.bufs);
+		}
 		shared_cores_line("  ");
 		out_printf("  %-9s %-6s %4s %14s %11s %9s %9s %9s %8s %8s %9s\n", "thread", "role", "ring",
 			   "bytes", "completions", "usr_ms", "sys_ms", "work_ms", "nvcsw", "nivcsw", "enobufs");
@@ -550,6 +560,12 @@ static void summary(struct run *run)
 		json_counters(&j, &c);
 		jb_u64(&j, "refill_backlog", th[i]->refill_backlog);
 		jb_i64(&j, "cpu", th[i]->cpu);
+		if (!strcmp(th[i]->role, "rx") && run->be == &rx_backend_copy) {
+			jb_u64(&j, "buffers_used", run->rcv.rings[th[i]->ring].r.buffers_used);
+		} else if (!strcmp(th[i]->role, "rx")) {        /* zcrx backends do not count them */
+			jb_key(&j, "buffers_used");
+			jb_raw(&j, "null");
+		}
 		jb_raw(&j, "}");
 	}
 	jb_raw(&j, "]");

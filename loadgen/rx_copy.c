@@ -24,7 +24,8 @@
  * ring's own io_uring_enter() (IORING_SETUP_DEFER_TASKRUN + SINGLE_ISSUER: receives run as task
  * work of this thread) and in order, so once every CQE was read the slot after the last
  * delivered buffer is the kernel's head. A refill with CQEs still unread (or overflowed) does
- * not know the head and appends in turn.
+ * not know the head and appends in turn. Each ring counts the distinct buffers it received into
+ * (r->buffers_used, the summary's threads[].buffers_used): the memory its copies wrote.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -68,6 +69,7 @@ struct copy_ring {
 	uint32_t bundle_left;
 	bool lifo;                      /* put() collects ids in batch, refill() puts them first */
 	uint16_t head;                  /* lifo: the slot after the last buffer delivered */
+	uint64_t *used;                 /* one bit per buffer of the pool this ring received into */
 };
 
 static uint32_t pow2_at_least(uint32_t n)
@@ -383,6 +385,11 @@ static int copy_ring_init(struct rx_ring *r, struct lg_error *err)
 		c->pool = &c->own;
 	}
 	c->entries = pow2_at_least(c->pool->nbufs);
+	c->used = calloc((c->pool->nbufs + 63) / 64, sizeof(*c->used));
+	if (!c->used) {
+		lg_error_set(err, "calloc", ENOMEM, "ring %d buffer bitmap", r->index);
+		return -1;
+	}
 	c->lifo = !c->shared && !cfg->reuse_fifo;
 	r->reuse = c->lifo ? "lifo" : "fifo";
 	r->reuse_rule = cfg->reuse_set ? (c->lifo ? "--reuse lifo" : "--reuse fifo") :
@@ -448,6 +455,7 @@ static void copy_ring_fini(struct rx_ring *r)
 	free(c->batch);
 	free(c->ring_bid);
 	free(c->bid_slot);
+	free(c->used);
 	free(c);
 	r->priv = NULL;
 }
@@ -486,8 +494,14 @@ static void copy_put(struct rx_ring *r, const struct rx_buf *buf)
 }
 
 /* Buffer bid came back from the kernel: point buf at it (the caller sets the length). */
-static void delivered(struct copy_ring *c, uint32_t bid, struct rx_buf *buf)
+static void delivered(struct rx_ring *r, struct copy_ring *c, uint32_t bid, struct rx_buf *buf)
 {
+	uint64_t bit = 1ULL << (bid % 64);
+
+	if (!(c->used[bid / 64] & bit)) {
+		c->used[bid / 64] |= bit;
+		r->buffers_used++;
+	}
 	if (c->shared)
 		c->in_kernel--;
 	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
@@ -512,7 +526,7 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 		return RX_CQE_ERROR;
 	}
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	delivered(c, bid, buf);
+	delivered(r, c, bid, buf);
 	if (c->lifo) {  /* the kernel took this buffer's slot and, bundled, the ones after it */
 		uint32_t taken = cqe->res > 0 ?
 				 ((uint32_t)cqe->res + c->pool->buf_size - 1) / c->pool->buf_size : 1;
@@ -544,7 +558,7 @@ static bool copy_next_buf(struct rx_ring *r, struct rx_buf *buf)
 	if (!c->bundle_left)
 		return false;
 	bid = c->ring_bid[c->next_slot++ & (c->entries - 1)];
-	delivered(c, bid, buf);
+	delivered(r, c, bid, buf);
 	buf->len = c->bundle_left < c->pool->buf_size ? c->bundle_left : c->pool->buf_size;
 	c->bundle_left -= buf->len;
 	return true;

@@ -183,6 +183,20 @@ def test_bundle_1_gives_one_buffer_per_completion(loadgen_bin):
     assert f.verify_errors == 0 and f.bytes_received == f.bytes_sent > 0
 
 
+def test_lifo_receives_into_the_buffers_given_back_last_and_fifo_cycles_the_pool(loadgen_bin):
+    """A slow stream of one-buffer sends (~46 over the run), the ring woken by each: lifo puts each
+    buffer back in front of the ring, so the kernel receives into the same one or two again; fifo
+    goes round all 16. A ring stalled for a quarter of a second would still be under 8."""
+    used = {}
+    for reuse in ("lifo", "fifo"):
+        s = loadgen.run(["--reuse", reuse, "--rate", "0.001", "--duration", "1.5", "--send-size", "4K",
+                         "--buf-size", "4K", "--bufs", "16", "--wait-batch", "1"], timeout=60).summary
+        rx0 = next(t for t in s.threads if t["role"] == "rx")
+        assert s.verify_errors == 0 and rx0["completions"] > 16, rx0
+        used[reuse] = rx0["buffers_used"]
+    assert 1 <= used["lifo"] <= 8 and used["fifo"] == 16, used
+
+
 def test_paced_sender_keeps_the_rate(loadgen_bin):
     s = loadgen.run(["--rate", "0.2", "--duration", "1", "--send-size", "64K"], timeout=60).summary
     gbit = s.bytes_sent * 8 / 1e9 / s.duration_s
