@@ -85,8 +85,8 @@ struct rx_ring {                /* one receive ring, owned by its thread */
 	char bundle_rule[96];   /* set by ring_init: why bundle is what it is (params.bundle_rule) */
 	const char *reuse;      /* set by ring_init (copy): "lifo" or "fifo" (params.reuse); NULL: none */
 	const char *reuse_rule; /* ... and why (params.reuse_rule) */
-	uint32_t buffers_used;  /* copy: distinct buffers of the pool the kernel received into so
-				 * far (the memory the copies wrote; summary threads[].buffers_used) */
+	uint32_t buffers_used;  /* set by ring_fini (copy): distinct buffers of the pool the kernel
+				 * received into (the memory the copies wrote; threads[].buffers_used) */
 };
 
 struct rx_backend {

@@ -560,11 +560,15 @@ static void summary(struct run *run)
 		json_counters(&j, &c);
 		jb_u64(&j, "refill_backlog", th[i]->refill_backlog);
 		jb_i64(&j, "cpu", th[i]->cpu);
-		if (!strcmp(th[i]->role, "rx") && run->be == &rx_backend_copy) {
-			jb_u64(&j, "buffers_used", run->rcv.rings[th[i]->ring].r.buffers_used);
-		} else if (!strcmp(th[i]->role, "rx")) {        /* zcrx backends do not count them */
-			jb_key(&j, "buffers_used");
-			jb_raw(&j, "null");
+		if (!strcmp(th[i]->role, "rx")) {     /* counted where the ring has a reuse order: copy */
+			const struct rx_ring *r = &run->rcv.rings[th[i]->ring].r;
+
+			if (r->reuse) {
+				jb_u64(&j, "buffers_used", r->buffers_used);
+			} else {
+				jb_key(&j, "buffers_used");
+				jb_raw(&j, "null");
+			}
 		}
 		jb_raw(&j, "}");
 	}

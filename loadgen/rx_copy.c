@@ -24,8 +24,9 @@
  * ring's own io_uring_enter() (IORING_SETUP_DEFER_TASKRUN + SINGLE_ISSUER: receives run as task
  * work of this thread) and in order, so once every CQE was read the slot after the last
  * delivered buffer is the kernel's head. A refill with CQEs still unread (or overflowed) does
- * not know the head and appends in turn. Each ring counts the distinct buffers it received into
- * (r->buffers_used, the summary's threads[].buffers_used): the memory its copies wrote.
+ * not know the head and appends in turn. Each ring marks the buffers it received into and counts
+ * them at its end (r->buffers_used, the summary's threads[].buffers_used): the memory its copies
+ * wrote.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -448,6 +449,8 @@ static void copy_ring_fini(struct rx_ring *r)
 
 	if (!c)
 		return;
+	for (uint32_t i = 0; c->used && i < (c->pool->nbufs + 63) / 64; i++)
+		r->buffers_used += (uint32_t)__builtin_popcountll(c->used[i]);
 	if (c->br)
 		io_uring_free_buf_ring(&r->ring, c->br, c->entries, COPY_BGID);
 	if (!c->shared)
@@ -494,14 +497,9 @@ static void copy_put(struct rx_ring *r, const struct rx_buf *buf)
 }
 
 /* Buffer bid came back from the kernel: point buf at it (the caller sets the length). */
-static void delivered(struct rx_ring *r, struct copy_ring *c, uint32_t bid, struct rx_buf *buf)
+static void delivered(struct copy_ring *c, uint32_t bid, struct rx_buf *buf)
 {
-	uint64_t bit = 1ULL << (bid % 64);
-
-	if (!(c->used[bid / 64] & bit)) {
-		c->used[bid / 64] |= bit;
-		r->buffers_used++;
-	}
+	c->used[bid / 64] |= 1ULL << (bid % 64);
 	if (c->shared)
 		c->in_kernel--;
 	buf->ptr = c->pool->area + (size_t)bid * c->pool->buf_size;
@@ -526,7 +524,7 @@ static enum rx_cqe_kind copy_decode(struct rx_ring *r, const struct io_uring_cqe
 		return RX_CQE_ERROR;
 	}
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	delivered(r, c, bid, buf);
+	delivered(c, bid, buf);
 	if (c->lifo) {  /* the kernel took this buffer's slot and, bundled, the ones after it */
 		uint32_t taken = cqe->res > 0 ?
 				 ((uint32_t)cqe->res + c->pool->buf_size - 1) / c->pool->buf_size : 1;
@@ -558,7 +556,7 @@ static bool copy_next_buf(struct rx_ring *r, struct rx_buf *buf)
 	if (!c->bundle_left)
 		return false;
 	bid = c->ring_bid[c->next_slot++ & (c->entries - 1)];
-	delivered(r, c, bid, buf);
+	delivered(c, bid, buf);
 	buf->len = c->bundle_left < c->pool->buf_size ? c->bundle_left : c->pool->buf_size;
 	c->bundle_left -= buf->len;
 	return true;
