@@ -168,6 +168,11 @@ class Peer:
         return interval * (count + 1)
 
     @property
+    def sender_name(self) -> str:
+        """The name of this peer's sender in a run (its records, its problems)."""
+        return f"sender@{self.dest}"
+
+    @property
     def dest(self) -> str:
         return str(self.address)
 

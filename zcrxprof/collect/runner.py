@@ -163,7 +163,7 @@ def start_senders(spec: RunSpec, setup: RunSetup, port: int) -> list[LoadgenProc
     out = []
     for peer, n in zip(peers, spread(total, len(peers))):
         args = sender_args(spec, setup, peer.facts["receiver_address"], port, n, spec.rate_gbit_s * n / total)
-        out.append(peer.start_sender(args, f"sender@{peer.dest}"))
+        out.append(peer.start_sender(args, peer.sender_name))
     return out
 
 
@@ -297,7 +297,7 @@ class RunRecorder:
                 if not alive or now > hard_stop:
                     break
                 dead = {c.name for c in txs if c.eof and c.proc.poll() not in (None, 0)}
-                dead |= {f"sender@{p.dest}" for p in self.setup.placement.peers if p.lost()}
+                dead |= {p.sender_name for p in self.setup.placement.peers if p.lost()}
                 if not self.sender_failed and dead:
                     self.sender_failed = True    # a sender or a peer died: end the run now (it is failed)
                     self.dead_senders = dead     # the others are stopped here: their exit is no failure
@@ -431,7 +431,7 @@ class RunRecorder:
     def _shift(self, child: LoadgenProcess) -> float:
         """Seconds to add to a remote sender's ``t`` to put it on the receiver's time line: its
         start on the peer's clock, less the measured offset, less the receiver's start."""
-        peer = next((p for p in self.setup.placement.peers if child.name == f"sender@{p.dest}"), None)
+        peer = next((p for p in self.setup.placement.peers if child.name == p.sender_name), None)
         started = start_time(child) if peer is not None else None
         if started is None:
             return 0.0
